@@ -1,0 +1,66 @@
+"""The `evoagent` command: one click group; each noun's commands live in their own module.
+
+Importing this module must stay cheap: `evoagent --help` never imports litellm, lancedb
+or tree-sitter. Commands import what they need inside their functions.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..errors import EvoError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@click.group(context_settings=CONTEXT, invoke_without_command=True)
+@click.version_option(package_name="evoagent", prog_name="evoagent")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """evoagent: a coding agent that remembers your repository's history.
+
+    Run `evoagent mine` once in a repository, then `evoagent recall` to search what was
+    done before and `evoagent locate` to see where an issue would be fixed.
+    """
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+
+
+def _register() -> None:
+    from . import memory_cmds
+
+    for command in memory_cmds.COMMANDS:
+        cli.add_command(command)
+
+
+_register()
+
+
+def main() -> None:
+    """Console entry point: user errors become one line on stderr and an exit code."""
+    try:
+        cli.main(standalone_mode=False)
+    except EvoError as exc:
+        click.echo(f"evoagent: {exc.message}", err=True)
+        sys.exit(exc.code)
+    except Exception as exc:
+        # Memory-layer failures a user can fix (bad revision, unreadable store) carry a
+        # one-line message; anything else is a bug and keeps its traceback.
+        one_line = getattr(exc, "one_line", None)
+        if one_line is None:
+            raise
+        click.echo(f"evoagent: {one_line()}", err=True)
+        sys.exit(2)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("evoagent: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        click.echo(f"evoagent: {exc.format_message()}", err=True)
+        sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("evoagent: interrupted", err=True)
+        sys.exit(130)

@@ -1,0 +1,164 @@
+"""Memory commands: init, mine, recall, locate."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+
+import click
+
+from ..errors import EvoError
+from ..repo_context import RepoContext
+from .output import ProgressLine, emit_json
+
+store_option = click.option(
+    "--store", metavar="URI", help="LanceDB URI of the memory store (default .evoagent/memory)."
+)
+k_option = click.option(
+    "--k", "-k", default=10, show_default=True, type=click.IntRange(min=1), help="How many results."
+)
+as_of_option = click.option(
+    "--as-of", "as_of", metavar="REV", help="See only history REV can reach (and code at REV)."
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+@click.command()
+def init() -> None:
+    """Create .evoagent/ in this repository (config, memory, runs) and keep it out of git."""
+    ctx = RepoContext.open()
+    click.echo(f"evoagent state in {ctx.state.dir}")
+
+
+@click.command()
+@store_option
+@json_option
+def mine(store: str | None, as_json: bool) -> None:
+    """Mine the repository's git history into memories (incremental, resumable)."""
+    from evoagent.memory.mine import mine as run_mine
+
+    ctx = RepoContext.open(store=store)
+    progress = ProgressLine("mining", "commits")
+    try:
+        result = run_mine(ctx.root, ctx.store, progress=progress, batch_size=ctx.settings.mine_batch)
+    finally:
+        progress.close()
+    if as_json:
+        emit_json(
+            {
+                "stored": result.stored,
+                "skipped": result.skipped,
+                "total": result.total,
+                "seconds": round(result.seconds, 3),
+                "shallow": result.shallow,
+                "empty": result.empty,
+                "store": ctx.store.path,
+            }
+        )
+        return
+    if result.empty:
+        click.echo("no commits yet: nothing to mine")
+        return
+    click.echo(
+        f"stored {result.stored} new commit(s), {result.skipped} already known, "
+        f"{result.total} in history ({result.seconds:.1f}s)"
+    )
+    if result.shallow:
+        click.echo("note: this is a shallow clone; only the history present was mined")
+
+
+def _date(stamp: int) -> str:
+    return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d")
+
+
+@click.command()
+@click.argument("query", nargs=-1, required=True)
+@k_option
+@as_of_option
+@store_option
+@json_option
+def recall(query: tuple[str, ...], k: int, as_of: str | None, store: str | None, as_json: bool) -> None:
+    """Search memories: past commits most relevant to QUERY."""
+    from evoagent.memory.search import recall as run_recall
+
+    ctx = RepoContext.open(store=store)
+    hits = run_recall(ctx.store, " ".join(query), k=k, as_of=ctx.as_of(as_of))
+    if as_json:
+        emit_json(
+            [
+                {
+                    "sha": h.memory.sha,
+                    "date": _date(h.memory.committed_at),
+                    "subject": h.memory.subject,
+                    "files": h.memory.paths,
+                    "score": round(h.score, 6),
+                }
+                for h in hits
+            ]
+        )
+        return
+    if not hits:
+        click.echo("no matching memories" + ("" if ctx.store.count() else " (run `evoagent mine`)"))
+        return
+    for h in hits:
+        click.echo(f"{h.memory.sha[:10]}  {_date(h.memory.committed_at)}  {h.memory.subject}")
+        files = h.memory.paths
+        if files:
+            more = f" (+{len(files) - 4} more)" if len(files) > 4 else ""
+            click.echo(f"            {', '.join(files[:4])}{more}")
+
+
+def _read_issue(query: tuple[str, ...], file: str | None) -> str:
+    if file:
+        try:
+            with open(file, encoding="utf-8", errors="replace") as handle:
+                return handle.read()
+        except OSError as exc:
+            raise EvoError(f"cannot read {file}: {exc.strerror}") from exc
+    if query == ("-",):
+        return sys.stdin.read()
+    return " ".join(query)
+
+
+@click.command()
+@click.argument("query", nargs=-1)
+@click.option("--file", "file", metavar="PATH", help="Read the issue text from a file.")
+@k_option
+@as_of_option
+@store_option
+@json_option
+def locate(
+    query: tuple[str, ...], file: str | None, k: int, as_of: str | None, store: str | None, as_json: bool
+) -> None:
+    """Rank the files and symbols an issue most likely needs changed (no model call).
+
+    The issue is QUERY, the text of --file PATH, or stdin when QUERY is `-`.
+    """
+    from evoagent.memory.locate import locate as run_locate
+
+    text = _read_issue(query, file)
+    if not text.strip():
+        raise EvoError("locate needs an issue: QUERY, --file PATH, or - for stdin")
+    ctx = RepoContext.open(store=store)
+    if not ctx.has_commits():
+        raise EvoError("this repository has no commits yet: there is no code to locate in")
+    result = run_locate(
+        ctx.root, text, store=ctx.store, cache_dir=ctx.state.cache_dir, k=k, as_of=ctx.as_of(as_of)
+    )
+    if as_json:
+        emit_json(result.to_json())
+        return
+    if not result.files:
+        click.echo("no candidate files")
+        return
+    for rank, f in enumerate(result.files, 1):
+        click.echo(f"{rank:>2}. {f.path}  ({f.score:.3f})")
+        for why in f.why[:3]:
+            click.echo(f"      {why}")
+    if result.symbols:
+        click.echo("symbols:")
+        for s in result.symbols[:k]:
+            click.echo(f"    {s.path}:{s.line}  {s.name}")
+
+
+COMMANDS = [init, mine, recall, locate]

@@ -1,0 +1,63 @@
+"""Everything a command needs about the repository it runs in, built lazily.
+
+The heavy parts (LanceDB, embeddings, the code index) are created on first use so that
+commands which do not need them stay fast.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .config import Settings, load_settings, store_uri
+from .errors import EvoError
+from .state import RepoState, open_repo
+
+if TYPE_CHECKING:
+    from evoagent.memory.revisions import AsOf
+    from evoagent.memory.store import MemoryStore
+
+
+class RepoContext:
+    def __init__(self, state: RepoState, settings: Settings):
+        self.state = state
+        self.settings = settings
+
+    @classmethod
+    def open(cls, start: Path | None = None, **overrides: Any) -> RepoContext:
+        state = open_repo(start)
+        return cls(state, load_settings(state, overrides))
+
+    @property
+    def root(self) -> Path:
+        return self.state.root
+
+    @cached_property
+    def store(self) -> MemoryStore:
+        from evoagent.memory.embeddings import EmbeddingSpecError, make_embedder
+        from evoagent.memory.store import MemoryStore
+
+        try:
+            embedder = make_embedder(self.settings.embedding)
+        except EmbeddingSpecError as exc:
+            raise EvoError(str(exc)) from exc
+        return MemoryStore(store_uri(self.state, self.settings), embedder)
+
+    def has_commits(self) -> bool:
+        proc = subprocess.run(
+            ["git", "-C", str(self.root), "rev-parse", "--verify", "--quiet", "HEAD"],
+            capture_output=True, check=False,
+        )
+        return proc.returncode == 0
+
+    def as_of(self, rev: str | None) -> AsOf | None:
+        if not rev:
+            return None
+        from evoagent.memory.revisions import AsOf, RevisionError
+
+        try:
+            return AsOf.resolve(self.root, rev)
+        except RevisionError as exc:
+            raise EvoError(str(exc)) from exc

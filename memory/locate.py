@@ -1,0 +1,413 @@
+"""Localization without a model: rank the files and symbols an issue needs changed.
+
+Evidence is gathered from four independent places and fused per file:
+
+- the issue itself: traceback frames, paths, dotted module names, code names it cites;
+- the code at the revision: which files define the cited names, and BM25 of the issue's
+  words against each file's token bag (paths count as words too);
+- the history the revision can reach: past commits similar to the issue, and the files
+  they changed (what was wanted -> where it landed);
+- priors: how often a file changed, test files and docs weighed down unless cited.
+
+Each signal is normalised to [0, 1] over the candidate files and mixed with fixed
+weights (`Weights`), so every file's score can be explained by its `why` list.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from .bm25 import BM25
+from .codeindex import CodeIndex, RevisionIndex, token_bag
+from .commit_names import is_test_path
+from .issue_evidence import IssueEvidence, extract
+from .revisions import AsOf
+from .search import clean_query
+from .store import MemoryStore
+
+# Signals whose raw value already means the same across issues (a cited path is a cited
+# path); the others are relative and scaled to the best file of each query.
+ABSOLUTE_SIGNALS = ("trace", "path", "module", "definition")
+HISTORY_DEPTH = 60  # similar past commits considered
+MAX_DEFINING_FILES = 8  # a name defined in more files than this says little about where
+
+
+@dataclass(frozen=True)
+class Weights:
+    trace: float = 3.0
+    path: float = 3.0
+    module: float = 2.5
+    definition: float = 2.0
+    content: float = 1.5
+    pathname: float = 1.0
+    history: float = 1.5
+    churn: float = 0.2
+    test_penalty: float = 0.35  # multiplier for test files the issue does not cite
+    doc_penalty: float = 0.25  # multiplier for non-code files the issue does not cite
+    foreign_penalty: float = 0.3  # code in a language other than the repo's main one
+
+
+@dataclass
+class FileHit:
+    path: str
+    score: float
+    why: list[str] = field(default_factory=list)
+    signals: dict[str, float] = field(default_factory=dict)
+    flags: dict[str, bool] = field(default_factory=dict)
+
+
+@dataclass
+class SymbolHit:
+    path: str
+    name: str
+    line: int
+    score: float
+
+
+@dataclass
+class LocateResult:
+    files: list[FileHit]
+    symbols: list[SymbolHit]
+
+    def to_json(self) -> dict:
+        return {
+            "files": [
+                {"path": f.path, "score": round(f.score, 6), "why": f.why} for f in self.files
+            ],
+            "symbols": [
+                {"path": s.path, "name": s.name, "line": s.line, "score": round(s.score, 6)}
+                for s in self.symbols
+            ],
+        }
+
+
+_CODE_EXT = {
+    ".py", ".pyi", ".pyx", ".js", ".jsx", ".mjs", ".cjs", ".ts", ".tsx", ".go", ".rs", ".java",
+    ".kt", ".c", ".h", ".cc", ".cpp", ".hpp", ".rb", ".php", ".scala", ".swift", ".cs",
+}
+
+
+def is_code_path(path: str) -> bool:
+    return PurePosixPath(path).suffix in _CODE_EXT
+
+
+class PathResolver:
+    """Map a path-ish string from an issue (absolute, site-packages, partial) to repo files."""
+
+    def __init__(self, paths: list[str]):
+        self.by_name: dict[str, list[str]] = defaultdict(list)
+        for p in paths:
+            self.by_name[PurePosixPath(p).name].append(p)
+
+    def resolve(self, raw: str) -> list[tuple[str, int]]:
+        """Candidate files with how many trailing path components match (best first)."""
+        parts = [p for p in raw.replace("\\", "/").split("/") if p and p != "."]
+        if not parts:
+            return []
+        candidates = self.by_name.get(parts[-1], [])
+        scored = []
+        for cand in candidates:
+            cparts = cand.split("/")
+            n = 0
+            while n < min(len(parts), len(cparts)) and parts[-1 - n] == cparts[-1 - n]:
+                n += 1
+            scored.append((cand, n))
+        if not scored:
+            return []
+        best = max(n for _, n in scored)
+        return [(c, n) for c, n in scored if n == best]
+
+    def module(self, dotted: str) -> tuple[str, list[str]] | None:
+        """`pkg.mod.Class.meth` -> ('pkg/mod.py', ['Class', 'meth']) for the longest module prefix."""
+        parts = dotted.split(".")
+        for cut in range(len(parts), 0, -1):
+            stem = "/".join(parts[:cut])
+            for suffix in (".py", "/__init__.py", ".pyi"):
+                hits = self.resolve(stem + suffix)
+                exact = [c for c, n in hits if n >= min(cut + (suffix == "/__init__.py"), 2) or n == len(c.split("/"))]
+                if len(exact) == 1 and cut >= 2:
+                    return exact[0], parts[cut:]
+        return None
+
+
+def score_file(signals: dict[str, float], flags: dict[str, bool], w: Weights) -> float:
+    """Weighted evidence, damped for files an issue rarely means unless it cites them."""
+    score = sum(getattr(w, name) * value for name, value in signals.items())
+    if not flags["cited"]:
+        if flags["test"]:
+            score *= w.test_penalty
+        elif not flags["code"]:
+            score *= w.doc_penalty
+        elif flags["foreign"]:
+            score *= w.foreign_penalty
+    return score
+
+
+def _normalise(values: dict[str, float]) -> dict[str, float]:
+    top = max(values.values(), default=0.0)
+    if top <= 0:
+        return {}
+    return {k: v / top for k, v in values.items() if v > 0}
+
+
+class Locator:
+    """Ranks files of one revision for issue texts. Build once, query many times."""
+
+    def __init__(
+        self,
+        index: RevisionIndex,
+        store: MemoryStore | None = None,
+        as_of: AsOf | None = None,
+        weights: Weights | None = None,
+    ):
+        self.index = index
+        self.store = store
+        self.as_of = as_of
+        self.weights = weights or Weights()
+        self.paths = sorted(index.files)
+        self.resolver = PathResolver(self.paths)
+        docs = {}
+        for path, symbols in index.files.items():
+            bag = Counter(symbols.tokens)
+            for part in token_bag(path.replace("/", " ").replace(".", " ")):
+                bag[part] += 3  # a file's path is strong evidence of what it is about
+            docs[path] = bag
+        self.bm25 = BM25(docs)
+        self._churn: dict[str, int] | None = None
+        self._stems: dict[str, set[str]] | None = None
+        self._stem_idf: dict[str, float] = {}
+        langs = Counter(s.lang for s in index.files.values() if s.lang != "text")
+        self.main_language = langs.most_common(1)[0][0] if langs else None
+
+    def _foreign(self, path: str) -> bool:
+        symbols = self.index.files.get(path)
+        return bool(symbols and self.main_language and symbols.lang not in ("text", self.main_language))
+
+    # -- signals ----------------------------------------------------------------------
+
+    def _trace_signal(self, ev: IssueEvidence, why: dict[str, list[str]]) -> dict[str, float]:
+        scores: dict[str, float] = defaultdict(float)
+        matched = []
+        for frame in ev.frames:
+            for cand, n in self.resolver.resolve(frame.path):
+                if n == 0:
+                    continue
+                matched.append((frame, cand))
+        if not matched:
+            return {}
+        last = max(f.depth for f, _ in matched)
+        ambiguity = Counter(id(f) for f, _ in matched)
+        for frame, cand in matched:
+            weight = (1.0 + (0.5 if frame.depth == last else 0.0)) / ambiguity[id(frame)]
+            scores[cand] = min(2.0, scores[cand] + weight)
+            where = f" in {frame.function}" if frame.function else ""
+            why[cand].append(f"traceback: line {frame.line}{where}")
+        return dict(scores)
+
+    def _path_signal(self, ev: IssueEvidence, why: dict[str, list[str]]) -> dict[str, float]:
+        scores: dict[str, float] = defaultdict(float)
+        for raw in ev.paths:
+            hits = self.resolver.resolve(raw)
+            for cand, n in hits:
+                if n == 0:
+                    continue
+                scores[cand] = min(1.0, scores[cand] + 1.0 / len(hits))
+                why[cand].append(f"named in the issue: {raw}")
+        return dict(scores)
+
+    def _module_signal(
+        self, ev: IssueEvidence, why: dict[str, list[str]], cited: dict[str, set[str]]
+    ) -> dict[str, float]:
+        scores: dict[str, float] = defaultdict(float)
+        for dotted in ev.dotted:
+            found = self.resolver.module(dotted)
+            if not found:
+                continue
+            path, rest = found
+            scores[path] = 1.0
+            if rest:
+                cited[path].add(rest[0])
+            why[path].append(f"module cited: {dotted}")
+        return dict(scores)
+
+    def _definition_signal(
+        self, ev: IssueEvidence, why: dict[str, list[str]], cited: dict[str, set[str]]
+    ) -> dict[str, float]:
+        scores: dict[str, float] = defaultdict(float)
+        for name, strength in ev.names.items():
+            defs = self.index.definitions_named(name)
+            files = {p for p, _ in defs}
+            if not files or len(files) > MAX_DEFINING_FILES:
+                continue
+            share = strength / len(files)
+            for path in files:
+                scores[path] += share
+                cited[path].add(name)
+        # Saturate: a name cited once in prose is a hint, one in code and the title is
+        # strong, and ten weak hints do not make a certainty.
+        scores = defaultdict(float, {p: v / (v + 2.0) for p, v in scores.items()})
+        for path, names in cited.items():
+            if path in scores:
+                why[path].append("defines " + ", ".join(sorted(names)[:5]))
+        return dict(scores)
+
+    def _content_signal(self, ev: IssueEvidence) -> dict[str, float]:
+        query = token_bag(ev.text)
+        query.update(token_bag(ev.title))  # the title says what the issue is about: count it twice
+        for name, strength in ev.names.items():
+            query[name.lower()] += strength
+        # Damp repetition: a word said ten times is not ten times the evidence.
+        weighted = {t: 1.0 + math.log(c) for t, c in query.items()}
+        return self.bm25.scores(weighted)
+
+    def _pathname_signal(self, ev: IssueEvidence) -> dict[str, float]:
+        """Issue words that name a file: `mathematica` -> printing/mathematica.py.
+
+        A file is named by its stem (its folder for __init__/index files); words that are
+        the stem of many files (utils, core, base) count for little.
+        """
+        if self._stems is None:
+            self._stems = {}
+            df: Counter = Counter()
+            for path in self.paths:
+                p = PurePosixPath(path)
+                stem = p.parent.name if p.stem in ("__init__", "index", "mod", "main") else p.stem
+                parts = set(token_bag(stem)) | {stem.lower()}
+                self._stems[path] = parts
+                df.update(parts)
+            n = len(self.paths) or 1
+            self._stem_idf = {t: math.log(1 + n / c) for t, c in df.items()}
+        words = set(ev.words) | {n.lower() for n in ev.names}
+        scores = {}
+        for path, parts in self._stems.items():
+            hit = parts & words
+            if hit:
+                scores[path] = sum(self._stem_idf[t] for t in hit) / len(parts)
+        return scores
+
+    def _history_signal(self, ev: IssueEvidence, why: dict[str, list[str]]) -> dict[str, float]:
+        if self.store is None or self.store.count() == 0:
+            return {}
+        from .search import _visible
+
+        names = " ".join(n for n, _ in ev.names.most_common(20))
+        query = clean_query(ev.title + " " + names + " " + " ".join(ev.words))
+        rows = _visible(self.store.fts, query, HISTORY_DEPTH, self.as_of)
+        scores: dict[str, float] = defaultdict(float)
+        examples: dict[str, list[str]] = defaultdict(list)
+        known = self.index.files
+        for memory, score in rows:
+            targets = [f.path for f in memory.files if f.path in known]
+            if not targets or len(memory.files) > 50:
+                continue
+            share = score / math.sqrt(len(targets))
+            for path in targets:
+                scores[path] += share
+                if len(examples[path]) < 2:
+                    examples[path].append(f"{memory.sha[:8]} {memory.subject[:70]}")
+        for path, shas in examples.items():
+            why[path].append("changed by similar commits: " + "; ".join(shas))
+        return dict(scores)
+
+    def _churn_signal(self) -> dict[str, float]:
+        if self._churn is None:
+            self._churn = {}
+            if self.store is not None and self.store.count():
+                counts: Counter = Counter()
+                for sha, paths in self.store.file_history():
+                    if self.as_of is not None and not self.as_of.visible(sha):
+                        continue
+                    counts.update(paths)
+                self._churn = {p: math.log1p(c) for p, c in counts.items() if p in self.index.files}
+        return self._churn
+
+    # -- ranking ----------------------------------------------------------------------
+
+    def locate(self, text: str, k: int = 10) -> LocateResult:
+        ev, hits, cited = self.candidates(text)
+        hits.sort(key=lambda h: (-h.score, h.path))
+        top = hits[:k]
+        return LocateResult(top, self._symbols(top, ev, cited, k))
+
+    def candidates(self, text: str) -> tuple[IssueEvidence, list[FileHit], dict[str, set[str]]]:
+        """Every file with any evidence, scored but unsorted (benchmarks re-weigh these)."""
+        ev = extract(text)
+        w = self.weights
+        why: dict[str, list[str]] = defaultdict(list)
+        cited: dict[str, set[str]] = defaultdict(set)
+        raw = {
+            "trace": self._trace_signal(ev, why),
+            "path": self._path_signal(ev, why),
+            "module": self._module_signal(ev, why, cited),
+            "definition": self._definition_signal(ev, why, cited),
+            "content": self._content_signal(ev),
+            "pathname": self._pathname_signal(ev),
+            "history": self._history_signal(ev, why),
+            "churn": self._churn_signal(),
+        }
+        # Explicit evidence keeps its absolute strength (one unambiguous mention is worth
+        # the same whatever else the issue says); graded evidence is scaled to its best file.
+        norm = {
+            name: (values if name in ABSOLUTE_SIGNALS else _normalise(values))
+            for name, values in raw.items()
+        }
+        explicit = {p for p, v in norm["trace"].items() if v >= 0.5}
+        explicit |= {p for p, v in norm["path"].items() if v >= 0.5}
+        candidates = set().union(*(set(v) for k_, v in norm.items() if k_ != "churn"))
+        hits = []
+        for path in candidates:
+            signals = {name: values.get(path, 0.0) for name, values in norm.items()}
+            flags = {
+                "cited": path in explicit,
+                "test": is_test_path(path),
+                "code": is_code_path(path),
+                "foreign": self._foreign(path),
+            }
+            reasons = why.get(path, [])
+            if signals["content"] > 0.3 and len(reasons) < 4:
+                reasons = reasons + [f"text matches (bm25 {signals['content']:.2f} of best)"]
+            hits.append(FileHit(path, score_file(signals, flags, w), reasons, signals, flags))
+        return ev, hits, cited
+
+    def _symbols(
+        self, files: list[FileHit], ev: IssueEvidence, cited: dict[str, set[str]], k: int
+    ) -> list[SymbolHit]:
+        words = set(ev.words)
+        frame_funcs = {f.function for f in ev.frames if f.function}
+        out: list[SymbolHit] = []
+        for hit in files:
+            symbols = self.index.files.get(hit.path)
+            if symbols is None:
+                continue
+            for d in symbols.definitions:
+                strength = 0.0
+                if d.name in cited.get(hit.path, ()) or d.name in ev.names:
+                    strength += 1.0 + math.log1p(ev.names.get(d.name, 0))
+                if d.name in frame_funcs:
+                    strength += 1.5
+                parts = set(token_bag(d.name))
+                if parts:
+                    strength += 0.5 * len(parts & words) / len(parts)
+                if strength > 0.5:
+                    out.append(SymbolHit(hit.path, d.name, d.line, hit.score * strength))
+        out.sort(key=lambda s: (-s.score, s.path, s.line))
+        return out[:k]
+
+
+def locate(
+    repo: Path | str,
+    text: str,
+    store: MemoryStore | None = None,
+    cache_dir: Path | str | None = None,
+    k: int = 10,
+    as_of: AsOf | None = None,
+) -> LocateResult:
+    """Rank files and symbols for an issue; code at `as_of` (default HEAD), history as of it."""
+    repo = Path(repo)
+    cache = Path(cache_dir) if cache_dir else repo / ".evoagent" / "cache"
+    rev = as_of.sha if as_of else "HEAD"
+    index = CodeIndex(repo, cache).index(rev)
+    return Locator(index, store=store, as_of=as_of).locate(text, k=k)

@@ -1,0 +1,137 @@
+"""`evoagent mine`: store every commit reachable from HEAD that the store does not hold yet.
+
+Incremental (only missing shas are streamed through git), resumable (each batch is one
+atomic append, so an interrupted run loses at most the batch in flight) and safe to run
+twice at once (the whole run holds the store's write lock; the second run waits, then
+finds nothing new). Each batch is appended on a worker thread while the next one is
+parsed, so git does not wait for the store; an interrupted run still lets the append in
+flight finish.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from .errors import MemoryUserError
+from .gitlog import DIFF_UNAVAILABLE, iter_commits
+from .records import Memory
+
+# One batch is one atomic append (what an interruption can lose) and one LanceDB fragment.
+DEFAULT_BATCH_SIZE = 2000
+
+
+class MineError(MemoryUserError, RuntimeError):
+    """The path is not a git repository, or git failed."""
+
+
+class _Store(Protocol):
+    def write_lock(self) -> contextlib.AbstractContextManager: ...
+    def known_shas(self) -> set[str]: ...
+    def add(self, memories: list[Memory]) -> int: ...
+    def finish_write(self) -> None: ...
+
+
+@dataclass
+class MineResult:
+    stored: int  # memories added by this run
+    skipped: int  # commits already in the store
+    total: int  # commits reachable from HEAD
+    seconds: float
+    shallow: bool = False  # a shallow clone: history before the graft is not mined
+    empty: bool = False  # no commits yet
+    without_diff: int = 0  # stored with paths only: git could not read their objects
+
+
+def mine(
+    repo_path: str | Path,
+    store: _Store,
+    progress: Callable[[int, int], None] | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> MineResult:
+    """Mine the history of HEAD into `store`; `progress(done, todo)` after each batch."""
+    started = time.monotonic()
+    repo = Path(repo_path)
+    _git(repo, "rev-parse", "--git-dir")  # fails with a clear message outside a repo
+    shallow = _git(repo, "rev-parse", "--is-shallow-repository") == "true"
+    with store.write_lock():
+        if not _has_head(repo):
+            return MineResult(0, 0, 0, time.monotonic() - started, shallow, empty=True)
+        shas = _git(repo, "rev-list", "HEAD").split()
+        known = store.known_shas()
+        missing = [sha for sha in shas if sha not in known]
+        if progress:
+            progress(0, len(missing))
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="evoagent-mine") as pool:
+            writer = _Writer(store, pool, lambda done: progress and progress(done, len(missing)))
+            batch: list[Memory] = []
+            without_diff = 0
+            with contextlib.closing(iter_commits(repo, shas_stdin=missing)) as memories:
+                for memory in memories:
+                    batch.append(memory)
+                    if memory.diff_excerpt.startswith(DIFF_UNAVAILABLE):
+                        without_diff += 1
+                    if len(batch) >= batch_size:
+                        writer.submit(batch)
+                        batch = []
+            writer.submit(batch)
+            writer.settle()
+        if writer.stored:
+            store.finish_write()
+    return MineResult(
+        stored=writer.stored,
+        skipped=len(shas) - len(missing),
+        total=len(shas),
+        seconds=time.monotonic() - started,
+        shallow=shallow,
+        without_diff=without_diff,
+    )
+
+
+class _Writer:
+    """Appends batches on one worker thread, at most one in flight; reports each once done."""
+
+    def __init__(self, store: _Store, pool: ThreadPoolExecutor, report: Callable[[int], object]):
+        self.store, self.pool, self.report = store, pool, report
+        self.stored = self.done = 0
+        self.pending: tuple[Future[int], int] | None = None
+
+    def settle(self) -> None:
+        """Wait for the append in flight (its errors surface here), then report progress."""
+        if self.pending is not None:
+            future, size = self.pending
+            self.pending = None
+            self.stored += future.result()
+            self.done += size
+            self.report(self.done)
+
+    def submit(self, batch: list[Memory]) -> None:
+        self.settle()
+        if batch:
+            self.pending = (self.pool.submit(self.store.add, batch), len(batch))
+
+
+def _has_head(repo: Path) -> bool:
+    result = subprocess.run(
+        ["git", "rev-parse", "--verify", "-q", "HEAD^{commit}"],
+        cwd=repo,
+        capture_output=True,
+    )
+    return result.returncode == 0
+
+
+def _git(repo: Path, *args: str) -> str:
+    try:
+        result = subprocess.run(["git", *args], cwd=repo, capture_output=True, check=False)
+    except FileNotFoundError as exc:  # no git binary, or repo dir missing
+        raise MineError(f"cannot run git in {repo}: {exc}") from exc
+    if result.returncode != 0:
+        message = result.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise MineError(message[-1] if message else f"git {args[0]} failed in {repo}")
+    return result.stdout.decode("utf-8", "replace").strip()

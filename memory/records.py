@@ -1,0 +1,101 @@
+"""The memory record: one commit seen as intent -> code.
+
+These dataclasses are the seam between mining (which produces them), the store (which
+persists them in LanceDB) and search/locate (which read them back).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Bounds chosen so one memory stays small enough to show a model: a huge vendored diff
+# must not blow up the store or a prompt.
+DIFF_EXCERPT_CHARS = 4000
+MESSAGE_CHARS = 8000
+
+
+@dataclass
+class FileChange:
+    path: str
+    old_path: str = ""
+    change: str = "M"  # A added, M modified, D deleted, R renamed
+    added: int = 0
+    removed: int = 0
+    binary: bool = False
+
+
+@dataclass
+class Memory:
+    sha: str
+    parents: list[str]
+    author: str
+    author_email: str
+    authored_at: int  # unix seconds
+    committed_at: int  # unix seconds
+    subject: str
+    message: str
+    issue_refs: list[str] = field(default_factory=list)
+    files: list[FileChange] = field(default_factory=list)
+    # "path::Symbol" for each hunk's enclosing function/class, deduplicated, in diff order.
+    symbols: list[str] = field(default_factory=list)
+    tests_touched: list[str] = field(default_factory=list)
+    diff_excerpt: str = ""
+    is_merge: bool = False
+    # Derived fields: filled lazily by a model (a later issue); mining leaves them empty.
+    keywords: list[str] = field(default_factory=list)
+    problem: str = ""
+    root_cause: str = ""
+    solution: str = ""
+
+    @property
+    def paths(self) -> list[str]:
+        return [f.path for f in self.files]
+
+    def search_text(self) -> str:
+        """The document the full-text index sees: intent first, then where it landed."""
+        parts = [self.subject, self.message, " ".join(self.issue_refs)]
+        parts += [" ".join(self.paths), " ".join(s.split("::", 1)[-1] for s in self.symbols)]
+        parts += [" ".join(self.keywords), self.problem, self.root_cause, self.solution]
+        return "\n".join(p for p in parts if p)
+
+    def to_row(self) -> dict:
+        # By hand: dataclasses.asdict deep-copies every value and was most of a batch's cost.
+        return {
+            "sha": self.sha,
+            "parents": self.parents,
+            "author": self.author,
+            "author_email": self.author_email,
+            "authored_at": self.authored_at,
+            "committed_at": self.committed_at,
+            "subject": self.subject,
+            "message": self.message,
+            "issue_refs": self.issue_refs,
+            "files": [
+                {
+                    "path": f.path,
+                    "old_path": f.old_path,
+                    "change": f.change,
+                    "added": f.added,
+                    "removed": f.removed,
+                    "binary": f.binary,
+                }
+                for f in self.files
+            ],
+            "symbols": self.symbols,
+            "tests_touched": self.tests_touched,
+            "diff_excerpt": self.diff_excerpt,
+            "is_merge": self.is_merge,
+            "keywords": self.keywords,
+            "problem": self.problem,
+            "root_cause": self.root_cause,
+            "solution": self.solution,
+            "text": self.search_text(),
+        }
+
+    @classmethod
+    def from_row(cls, row: dict) -> Memory:
+        data = {k: row[k] for k in cls.__dataclass_fields__ if k in row}
+        data["files"] = [FileChange(**f) for f in (row.get("files") or [])]
+        for key in ("parents", "issue_refs", "symbols", "tests_touched", "keywords"):
+            data[key] = list(data.get(key) or [])
+        return cls(**data)
