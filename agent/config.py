@@ -28,7 +28,7 @@ class Settings(BaseModel, extra="forbid"):
     """LanceDB URI of the memory store; None means .evoagent/memory."""
     test_command: str | None = None
     """Command that runs the repo's tests; None detects one."""
-    mine_batch: int = Field(default=500, ge=1)
+    mine_batch: int = Field(default=2000, ge=1)
     """Commits per atomic store append while mining (what an interrupt can lose)."""
 
 

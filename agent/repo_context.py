@@ -45,6 +45,12 @@ class RepoContext:
             raise EvoError(str(exc)) from exc
         return MemoryStore(store_uri(self.state, self.settings), embedder)
 
+    @cached_property
+    def knowledge(self):
+        from evoagent.memory.knowledge import KnowledgeStore
+
+        return KnowledgeStore(self.store)
+
     def has_commits(self) -> bool:
         proc = subprocess.run(
             ["git", "-C", str(self.root), "rev-parse", "--verify", "--quiet", "HEAD"],

@@ -1,5 +1,8 @@
 """Code index speed: cold index of HEAD, warm re-index, and an older revision.
 
+Also prints the cache size per payload column and the chunk figures (count, and the time
+to decode every file's chunks from a warm index).
+
     python bench/bench_codeindex.py [--repo PATH] [--back 50]
 
 PATH may be a checkout or a bare git dir; by default the first mirror under /work/.mirror,
@@ -9,12 +12,13 @@ else this repository. Prints figures; asserts nothing.
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from evoagent.memory import gittree
+from evoagent.memory import codeindex, gittree
 from evoagent.memory.codeindex import CodeIndex
 from evoagent.memory.repomap import pagerank, render_map
 
@@ -30,6 +34,22 @@ def report(label: str, index) -> None:
     print(
         f"{label:<22} files={stats.files:>6} parsed={stats.parsed:>6} cached={stats.cached:>6}"
         f" seconds={stats.seconds:7.3f} files/s={rate:9.0f}"
+    )
+
+
+def column_sizes(cache_path: Path) -> None:
+    """Compressed bytes per payload column of the current cache table."""
+    table = f"symbols_v{codeindex.INDEX_VERSION}"
+    db = sqlite3.connect(cache_path)
+    try:
+        columns = [row[1] for row in db.execute(f"PRAGMA table_info({table})")][2:]
+        sums = db.execute(
+            f"SELECT {', '.join(f'SUM(LENGTH({c}))' for c in columns)} FROM {table}"
+        ).fetchone()
+    finally:
+        db.close()
+    print(
+        "  " + ", ".join(f"{c}={(n or 0) / 1e6:.1f} MB" for c, n in zip(columns, sums, strict=True))
     )
 
 
@@ -54,8 +74,17 @@ def main() -> int:
             print(f"HEAD~{args.back}: no such revision, skipped")
         else:
             report(f"HEAD~{args.back}", code_index.index(f"HEAD~{args.back}"))
-        cache_mb = (Path(cache) / "codeindex.sqlite").stat().st_size / 1e6
+        cache_path = Path(cache) / codeindex.CACHE_FILE
+        cache_mb = cache_path.stat().st_size / 1e6
         print(f"cache size: {cache_mb:.1f} MB")
+        column_sizes(cache_path)
+        if hasattr(next(iter(fresh.files.values()), None), "chunks"):
+            started = time.perf_counter()
+            chunks = sum(len(symbols.chunks) for symbols in fresh.files.values())
+            print(
+                f"chunks: {chunks} in {len(fresh.files)} files,"
+                f" decoded in {time.perf_counter() - started:.3f} s"
+            )
         started = time.perf_counter()
         pagerank(warm)
         print(f"pagerank: {time.perf_counter() - started:.3f} s")

@@ -3,8 +3,14 @@
 `CodeIndex(repo, cache_dir).index(rev)` lists the files at `rev` from git objects, looks
 each (blob sha, language) up in `cache_dir/codeindex.sqlite` and parses only the blobs it
 has not seen, so indexing a neighbouring revision parses only the files that changed.
-The cache is one SQLite table in WAL mode (safe for concurrent processes); each row holds a
-zlib-compressed JSON payload. A bump of INDEX_VERSION switches to a fresh table.
+The cache is one SQLite table in WAL mode (safe for concurrent processes); each row holds
+zlib-compressed JSON payloads in separate columns (symbols, tokens, chunks), so a repo map
+decodes only the symbols. A bump of INDEX_VERSION switches to a fresh table.
+
+Each file is also split into chunks (`FileSymbols.chunks`): one per top-level definition and
+per definition one level down (methods), one "<module>" chunk for the remaining top-level
+code, or ~60-line windows for text files. Each chunk has its own word bag, so a search can
+score the function that matches an issue instead of the whole file.
 """
 
 from __future__ import annotations
@@ -16,13 +22,13 @@ import time
 import zlib
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from evoagent.memory import gittree, languages
 
-INDEX_VERSION = 1
+INDEX_VERSION = 3  # 3: chunks column (2 held a pre-release chunk layout; not reused)
 CACHE_FILE = "codeindex.sqlite"
 # Files above this size, or with an average line longer than MAX_AVG_LINE (minified,
 # generated data), are not indexed at all.
@@ -32,11 +38,20 @@ MAX_AVG_LINE = 2000
 MAX_TOKENS = 1500
 MAX_REFERENCES = 1500
 SIGNATURE_CHARS = 200
+# Chunks: distinct tokens kept per chunk, and window size for text files (a trailing
+# window shorter than TEXT_CHUNK_MIN_LINES joins the previous one).
+MAX_CHUNK_TOKENS = 400
+TEXT_CHUNK_LINES = 60
+TEXT_CHUNK_MIN_LINES = 20
+MODULE_CHUNK = "<module>"
 # Blobs read and parsed per batch: bounds memory and saves progress to the cache.
 BATCH = 500
 
 _WORD = re.compile(r"[^\W\d]\w*")
 _PART = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+[0-9]*|[A-Z]+[0-9]*|[0-9]+")
+# Lines directly above a definition that belong to it: decorators, annotations, Rust
+# attributes and comments (#, //, /* ... */ and the " * " lines of a doc comment).
+_LEADING = re.compile(r"[ \t]*(?:@|#|//|/\*|\*)")
 
 
 def _words(text: str) -> frozenset[str]:
@@ -64,14 +79,42 @@ class Definition:
     depth: int = 0  # nesting level inside other definitions of the same file
 
 
+@dataclass(slots=True)
+class Chunk:
+    """A part of a file with its own word bag: a definition, the module's top-level code
+    (name MODULE_CHUNK, kind "module"), or a window of a text file (kind "text").
+
+    `start_line`/`end_line` (1-based, inclusive) span a definition including the decorators
+    and comments directly above it; for the module chunk they span its first to last
+    non-blank line. `tokens` (token_bag normalization, at most MAX_CHUNK_TOKENS) count only
+    the lines the chunk owns: a class owns its header, docstring and attributes but not
+    its methods' lines, which are the methods' chunks. So every line of a file is counted
+    in exactly one chunk, and the chunks' uncapped bags add up to the file's bag.
+    """
+
+    name: str
+    kind: str
+    start_line: int
+    end_line: int
+    tokens: Counter[str] = field(default_factory=Counter)
+
+
 class FileSymbols:
     """What one file (blob) defines, references and talks about.
 
-    `tokens` is decoded from the cache on first access: a repo map never needs it, and it
-    is most of a payload.
+    `tokens` and `chunks` are decoded from the cache on first access: a repo map never
+    needs them, and they are most of a payload.
     """
 
-    __slots__ = ("lang", "definitions", "references", "_tokens", "_tokens_payload")
+    __slots__ = (
+        "lang",
+        "definitions",
+        "references",
+        "_tokens",
+        "_tokens_payload",
+        "_chunks",
+        "_chunks_payload",
+    )
 
     def __init__(
         self,
@@ -79,8 +122,10 @@ class FileSymbols:
         definitions: list[Definition] | None = None,
         references: Counter[str] | None = None,
         tokens: Counter[str] | None = None,
+        chunks: list[Chunk] | None = None,
         *,
         tokens_payload: bytes | None = None,
+        chunks_payload: bytes | None = None,
     ):
         self.lang = lang
         self.definitions = definitions if definitions is not None else []
@@ -89,6 +134,10 @@ class FileSymbols:
             tokens = Counter()
         self._tokens = tokens  # None until decoded from _tokens_payload
         self._tokens_payload = tokens_payload
+        if chunks is None and not chunks_payload:
+            chunks = []
+        self._chunks = chunks  # None until decoded from _chunks_payload
+        self._chunks_payload = chunks_payload
 
     @property
     def tokens(self) -> Counter[str]:
@@ -98,14 +147,25 @@ class FileSymbols:
             self._tokens_payload = None
         return self._tokens
 
+    @property
+    def chunks(self) -> list[Chunk]:
+        """The file's chunks: the module chunk (if it has words) first, then definitions in
+        source order; or the line windows of a text file."""
+        if self._chunks is None:
+            rows = _unpack(self._chunks_payload) if self._chunks_payload else []
+            self._chunks = [Chunk(n, k, s, e, Counter(t)) for n, k, s, e, t in rows]
+            self._chunks_payload = None
+        return self._chunks
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, FileSymbols):
             return NotImplemented
-        return (self.lang, self.definitions, self.references, self.tokens) == (
+        return (self.lang, self.definitions, self.references, self.tokens, self.chunks) == (
             other.lang,
             other.definitions,
             other.references,
             other.tokens,
+            other.chunks,
         )
 
     def __repr__(self) -> str:
@@ -114,22 +174,26 @@ class FileSymbols:
             f" references={len(self.references)})"
         )
 
-    def to_payload(self) -> tuple[bytes, bytes]:
-        """(symbols, tokens) as two compressed JSON documents."""
+    def to_payload(self) -> tuple[bytes, bytes, bytes]:
+        """(symbols, tokens, chunks) as three compressed JSON documents."""
         rows = [
             [d.name, d.kind, d.line, d.end_line, d.container, d.signature, d.depth]
             for d in self.definitions
         ]
-        return _pack({"d": rows, "r": self.references}), _pack(self.tokens)
+        chunks = [[c.name, c.kind, c.start_line, c.end_line, c.tokens] for c in self.chunks]
+        return _pack({"d": rows, "r": self.references}), _pack(self.tokens), _pack(chunks)
 
     @classmethod
-    def from_payload(cls, lang: str, symbols: bytes, tokens: bytes) -> FileSymbols:
+    def from_payload(
+        cls, lang: str, symbols: bytes, tokens: bytes, chunks: bytes | None = None
+    ) -> FileSymbols:
         doc = _unpack(symbols)
         return cls(
             lang,
             [Definition(*row) for row in doc["d"]],
             Counter(doc["r"]),
             tokens_payload=tokens,
+            chunks_payload=chunks,
         )
 
 
@@ -149,20 +213,44 @@ def split_identifier(word: str) -> list[str]:
 
 def token_bag(text: str, cap: int = MAX_TOKENS) -> Counter[str]:
     """Normalized words of a file: each identifier or word lowercased, plus its parts."""
-    bag: Counter[str] = Counter()
-    for word, count in Counter(_WORD.findall(text)).items():
-        low = word.lower()
-        if len(low) > 1 and low not in STOPWORDS:
-            bag[low] += count
-        parts = _PART.findall(word)
-        if len(parts) > 1 or (parts and parts[0] != word):
-            for part in parts:
-                part = part.lower()
-                if len(part) > 1 and part != low and part not in STOPWORDS:
-                    bag[part] += count
+    return _bag(Counter(_WORD.findall(text)), cap)
+
+
+def _terms(word: str) -> tuple[str, ...]:
+    """The bag entries one occurrence of `word` adds: itself lowercased, then its parts."""
+    low = word.lower()
+    terms = [low] if len(low) > 1 and low not in STOPWORDS else []
+    parts = _PART.findall(word)
+    if len(parts) > 1 or (parts and parts[0] != word):
+        for part in parts:
+            part = part.lower()
+            if len(part) > 1 and part != low and part not in STOPWORDS:
+                terms.append(part)
+    return tuple(terms)
+
+
+# word -> _terms(word), shared by all files (identifiers repeat across a repository);
+# cleared when it reaches _TERMS_MAX entries.
+_TERMS: dict[str, tuple[str, ...]] = {}
+_TERMS_MAX = 300_000
+
+
+def _bag(words: Counter[str], cap: int) -> Counter[str]:
+    """token_bag of already-counted raw words."""
+    if len(_TERMS) > _TERMS_MAX:
+        _TERMS.clear()
+    memo = _TERMS
+    bag: dict[str, int] = {}  # a plain dict: Counter's __missing__ is slow here
+    get = bag.get
+    for word, count in words.items():
+        terms = memo.get(word)
+        if terms is None:
+            terms = memo[word] = _terms(word)
+        for term in terms:
+            bag[term] = get(term, 0) + count
     if len(bag) > cap:
-        bag = Counter(dict(bag.most_common(cap)))
-    return bag
+        return Counter(dict(Counter(bag).most_common(cap)))
+    return Counter(bag)
 
 
 def is_indexable(data: bytes) -> bool:
@@ -180,13 +268,17 @@ def parse_blob(lang: str, data: bytes) -> FileSymbols | None:
     """
     if not is_indexable(data):
         return None
-    tokens = token_bag(data.decode("utf-8", "replace"))
+    lines = data.decode("utf-8", "replace").split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the final newline does not start a line
     if lang not in languages.LANGUAGES:
-        return FileSymbols("text", tokens=tokens)
+        tokens, chunks = _chunk_bags(lines, *_text_spans(len(lines)))
+        return FileSymbols("text", tokens=tokens, chunks=chunks)
     from tree_sitter import QueryCursor
 
     root = languages.get_parser(lang).parse(data).root_node
-    definitions, name_starts = _definitions(lang, root, data)
+    definitions, name_starts, starts = _definitions(lang, root, data)
+    tokens, chunks = _chunk_bags(lines, *_definition_spans(definitions, starts, lines))
     refs: Counter[str] = Counter()
     captures = QueryCursor(languages.reference_query(lang)).captures(root)
     for node in captures.get("ref", ()):
@@ -196,10 +288,97 @@ def parse_blob(lang: str, data: bytes) -> FileSymbols | None:
     references: Counter[str] = Counter()
     for raw, count in refs.most_common(MAX_REFERENCES):
         references[raw.decode("utf-8", "replace")] += count
-    return FileSymbols(lang, definitions, references, tokens)
+    return FileSymbols(lang, definitions, references, tokens, chunks)
 
 
-def _definitions(lang: str, root: Any, data: bytes) -> tuple[list[Definition], set[int]]:
+# A chunk span: (name, kind, first line, last line), 1-based inclusive.
+_Span = tuple[str, str, int, int]
+
+
+def _text_spans(n_lines: int) -> tuple[list[_Span], list[int]]:
+    """Windows of TEXT_CHUNK_LINES lines, and the window owning each line."""
+    starts = list(range(0, n_lines, TEXT_CHUNK_LINES))
+    if len(starts) > 1 and n_lines - starts[-1] < TEXT_CHUNK_MIN_LINES:
+        starts.pop()
+    spans: list[_Span] = []
+    owner: list[int] = []
+    for i, start in enumerate(starts):
+        end = starts[i + 1] if i + 1 < len(starts) else n_lines
+        spans.append((f"lines {start + 1}-{end}", "text", start + 1, end))
+        owner += [i] * (end - start)
+    return spans, owner
+
+
+def _definition_spans(
+    definitions: list[Definition], starts: list[int], lines: list[str]
+) -> tuple[list[_Span], list[int]]:
+    """Spans of the module chunk (index 0) and of every definition at depth 0 or 1, and
+    the span owning each line: the innermost one covering it, so deeper definitions belong
+    to their depth-1 ancestor and a class keeps only the lines outside its methods.
+    A span starts at `starts` (decorators included), extended up over the comment and
+    annotation lines directly above. Constants are not chunks: they are module lines."""
+    n = len(lines)
+    owner = [0] * n
+    spans: list[_Span] = [(MODULE_CHUNK, "module", 1, n)]
+    # Definitions come in source order, containers before their contents, so painting
+    # each one's lines over its container's leaves every line to the innermost.
+    for d, first in zip(definitions, starts, strict=True):
+        if d.depth > 1 or d.kind == "constant" or d.line > n:
+            continue
+        start, end = first - 1, min(d.end_line, n)  # 0-based, end exclusive
+        parent = owner[start]
+        while start > 0 and owner[start - 1] == parent and _LEADING.match(lines[start - 1]):
+            start -= 1
+        owner[start:end] = [len(spans)] * (end - start)
+        spans.append((d.name, d.kind, start + 1, end))
+    return spans, owner
+
+
+def _chunk_bags(
+    lines: list[str], spans: list[_Span], owner: list[int]
+) -> tuple[Counter[str], list[Chunk]]:
+    """The file's token bag and its chunks. Each run of lines with one owner is scanned
+    once; the file bag is built from the same words, so it equals token_bag(text)."""
+    n = len(lines)
+    cuts = {0, n}
+    for _, _, start, end in spans:
+        cuts.add(min(start - 1, n))
+        cuts.add(min(end, n))
+    file_words: Counter[str] = Counter()
+    chunk_words: list[Counter[str]] = [Counter() for _ in spans]
+    module_runs: list[tuple[int, int]] = []  # [a, b) runs of module lines with words
+    bounds = sorted(cuts)
+    for a, b in zip(bounds, bounds[1:], strict=False):
+        words = _WORD.findall("\n".join(lines[a:b]))
+        file_words.update(words)
+        chunk_words[owner[a]].update(words)
+        if words and spans[owner[a]][0] == MODULE_CHUNK:
+            module_runs.append((a, b))
+    chunks: list[Chunk] = []
+    for i, (name, kind, start, end) in enumerate(spans):
+        tokens = _bag(chunk_words[i], MAX_CHUNK_TOKENS)
+        if name == MODULE_CHUNK or kind == "text":
+            if not tokens:
+                continue  # blank or punctuation-only: nothing to score
+            if name == MODULE_CHUNK:
+                start, end = _nonblank_range(lines, module_runs[0][0], module_runs[-1][1])
+        chunks.append(Chunk(name, kind, start, end, tokens))
+    return _bag(file_words, MAX_TOKENS), chunks
+
+
+def _nonblank_range(lines: list[str], a: int, b: int) -> tuple[int, int]:
+    """1-based first and last non-blank line of lines[a:b]."""
+    b -= 1
+    while a < b and not lines[a].strip():
+        a += 1
+    while b > a and not lines[b].strip():
+        b -= 1
+    return a + 1, b + 1
+
+
+def _definitions(lang: str, root: Any, data: bytes) -> tuple[list[Definition], set[int], list[int]]:
+    """Definitions in source order (containers first), the start bytes of their names,
+    and each definition's first line including Python decorators (for its chunk)."""
     from tree_sitter import QueryCursor
 
     # One definition per node; when several patterns match the same node (a Go struct
@@ -219,6 +398,7 @@ def _definitions(lang: str, root: Any, data: bytes) -> tuple[list[Definition], s
     lines = data.split(b"\n")
     definitions: list[Definition] = []
     name_starts: set[int] = set()
+    starts: list[int] = []
     stack: list[tuple[int, str, str, int]] = []  # (end_byte, name, kind, depth)
     for (_, end), (_, kind, name_node, node, receiver) in sorted(
         found.items(), key=lambda item: (item[0][0], -item[0][1])
@@ -250,8 +430,11 @@ def _definitions(lang: str, root: Any, data: bytes) -> tuple[list[Definition], s
                 depth,
             )
         )
+        parent = node.parent if lang == "python" else None
+        decorated = parent is not None and parent.type == "decorated_definition"
+        starts.append((parent.start_point.row if decorated else row) + 1)
         stack.append((end, name, kind, depth))
-    return definitions, name_starts
+    return definitions, name_starts, starts
 
 
 def _type_name(text: str) -> str:
@@ -301,6 +484,16 @@ class RevisionIndex:
             self._defs = defs
         return self._defs
 
+    def chunks_for(self, paths: Iterable[str]) -> list[tuple[str, Chunk]]:
+        """(path, chunk) for every chunk of the given indexed paths, in the paths' order;
+        paths not in the index are skipped."""
+        return [
+            (path, chunk)
+            for path in paths
+            if (symbols := self.files.get(path)) is not None
+            for chunk in symbols.chunks
+        ]
+
     def referencing(self, name: str) -> list[tuple[str, int]]:
         """(path, count) of files that use `name`, most uses first."""
         if self._refs is None:
@@ -327,7 +520,7 @@ class _BlobCache:
         with self._connect() as db:
             db.execute(
                 f"CREATE TABLE IF NOT EXISTS {self.table} (sha TEXT NOT NULL, lang TEXT NOT NULL,"
-                " symbols BLOB, tokens BLOB, PRIMARY KEY (sha, lang)) WITHOUT ROWID"
+                " symbols BLOB, tokens BLOB, chunks BLOB, PRIMARY KEY (sha, lang)) WITHOUT ROWID"
             )
 
     def _connect(self) -> sqlite3.Connection:
@@ -345,16 +538,16 @@ class _BlobCache:
             for i in range(0, len(shas), 900):
                 chunk = shas[i : i + 900]
                 rows = db.execute(
-                    f"SELECT sha, lang, symbols, tokens FROM {self.table}"
+                    f"SELECT sha, lang, symbols, tokens, chunks FROM {self.table}"
                     f" WHERE sha IN ({','.join('?' * len(chunk))})",
                     chunk,
                 )
-                for sha, lang, symbols, tokens in rows:
+                for sha, lang, symbols, tokens, chunks in rows:
                     if (sha, lang) in wanted:
                         found[sha, lang] = (
                             None
                             if symbols is None
-                            else FileSymbols.from_payload(lang, symbols, tokens)
+                            else FileSymbols.from_payload(lang, symbols, tokens, chunks)
                         )
         finally:
             db.close()
@@ -364,14 +557,15 @@ class _BlobCache:
         if not items:
             return
         rows = [
-            (sha, lang, *((None, None) if sym is None else sym.to_payload()))
+            (sha, lang, *((None, None, None) if sym is None else sym.to_payload()))
             for (sha, lang), sym in items.items()
         ]
         db = self._connect()
         try:
             with db:
                 db.executemany(
-                    f"INSERT OR REPLACE INTO {self.table} (sha, lang, symbols, tokens) VALUES (?, ?, ?, ?)",
+                    f"INSERT OR REPLACE INTO {self.table} (sha, lang, symbols, tokens, chunks)"
+                    " VALUES (?, ?, ?, ?, ?)",
                     rows,
                 )
         finally:

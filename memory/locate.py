@@ -1,12 +1,13 @@
 """Localization without a model: rank the files and symbols an issue needs changed.
 
-Evidence is gathered from four independent places and fused per file:
+Evidence is gathered from five independent places and fused per file:
 
 - the issue itself: traceback frames, paths, dotted module names, code names it cites;
 - the code at the revision: which files define the cited names, and BM25 of the issue's
   words against each file's token bag (paths count as words too);
 - the history the revision can reach: past commits similar to the issue, and the files
   they changed (what was wanted -> where it landed);
+- knowledge: active fixes a person approved that match the issue, and their files;
 - priors: how often a file changed, test files and docs weighed down unless cited.
 
 Each signal is normalised to [0, 1] over the candidate files and mixed with fixed
@@ -19,19 +20,25 @@ import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from .bm25 import BM25
-from .codeindex import CodeIndex, RevisionIndex, token_bag
+from .codeindex import MODULE_CHUNK, CodeIndex, RevisionIndex, token_bag
 from .commit_names import is_test_path
 from .issue_evidence import IssueEvidence, extract
 from .revisions import AsOf
 from .search import clean_query
 from .store import MemoryStore
 
+if TYPE_CHECKING:
+    from .knowledge import KnowledgeStore
+
 # Signals whose raw value already means the same across issues (a cited path is a cited
 # path); the others are relative and scaled to the best file of each query.
 ABSOLUTE_SIGNALS = ("trace", "path", "module", "definition")
-HISTORY_DEPTH = 60  # similar past commits considered
+HISTORY_DEPTH = 60
+RERANK_DEPTH = 60  # files whose definitions are scored one by one  # similar past commits considered
+KNOWLEDGE_DEPTH = 20  # matching approved fixes considered
 MAX_DEFINING_FILES = 8  # a name defined in more files than this says little about where
 
 
@@ -42,8 +49,10 @@ class Weights:
     module: float = 2.5
     definition: float = 2.0
     content: float = 1.5
+    chunk: float = 1.5
     pathname: float = 1.0
     history: float = 1.5
+    knowledge: float = 1.5
     churn: float = 0.2
     test_penalty: float = 0.35  # multiplier for test files the issue does not cite
     doc_penalty: float = 0.25  # multiplier for non-code files the issue does not cite
@@ -162,9 +171,11 @@ class Locator:
         store: MemoryStore | None = None,
         as_of: AsOf | None = None,
         weights: Weights | None = None,
+        knowledge: KnowledgeStore | None = None,
     ):
         self.index = index
         self.store = store
+        self.knowledge = knowledge
         self.as_of = as_of
         self.weights = weights or Weights()
         self.paths = sorted(index.files)
@@ -255,13 +266,15 @@ class Locator:
         return dict(scores)
 
     def _content_signal(self, ev: IssueEvidence) -> dict[str, float]:
+        return self.bm25.scores(self._content_query(ev))
+
+    def _content_query(self, ev: IssueEvidence) -> dict[str, float]:
         query = token_bag(ev.text)
         query.update(token_bag(ev.title))  # the title says what the issue is about: count it twice
         for name, strength in ev.names.items():
             query[name.lower()] += strength
         # Damp repetition: a word said ten times is not ten times the evidence.
-        weighted = {t: 1.0 + math.log(c) for t, c in query.items()}
-        return self.bm25.scores(weighted)
+        return {t: 1.0 + math.log(c) for t, c in query.items()}
 
     def _pathname_signal(self, ev: IssueEvidence) -> dict[str, float]:
         """Issue words that name a file: `mathematica` -> printing/mathematica.py.
@@ -312,6 +325,25 @@ class Locator:
             why[path].append("changed by similar commits: " + "; ".join(shas))
         return dict(scores)
 
+    def _knowledge_signal(self, ev: IssueEvidence, why: dict[str, list[str]]) -> dict[str, float]:
+        """Files of active approved fixes similar to the issue (as of the revision)."""
+        if self.knowledge is None:
+            return {}
+        names = " ".join(n for n, _ in ev.names.most_common(20))
+        query = clean_query(ev.title + " " + names + " " + " ".join(ev.words))
+        scores: dict[str, float] = defaultdict(float)
+        known = self.index.files
+        for hit in self.knowledge.search(query, KNOWLEDGE_DEPTH, self.as_of):
+            record = hit.knowledge
+            targets = [p for p in record.files if p in known]
+            if not targets:
+                continue
+            share = hit.score / math.sqrt(len(targets))
+            for path in targets:
+                scores[path] += share
+                why[path].append(f"approved fix {record.id}: {record.intent[:70]}")
+        return dict(scores)
+
     def _churn_signal(self) -> dict[str, float]:
         if self._churn is None:
             self._churn = {}
@@ -346,6 +378,7 @@ class Locator:
             "content": self._content_signal(ev),
             "pathname": self._pathname_signal(ev),
             "history": self._history_signal(ev, why),
+            "knowledge": self._knowledge_signal(ev, why),
             "churn": self._churn_signal(),
         }
         # Explicit evidence keeps its absolute strength (one unambiguous mention is worth
@@ -370,7 +403,40 @@ class Locator:
             if signals["content"] > 0.3 and len(reasons) < 4:
                 reasons = reasons + [f"text matches (bm25 {signals['content']:.2f} of best)"]
             hits.append(FileHit(path, score_file(signals, flags, w), reasons, signals, flags))
+        self._rerank_by_chunks(ev, hits)
         return ev, hits, cited
+
+    def _rerank_by_chunks(self, ev: IssueEvidence, hits: list[FileHit]) -> None:
+        """Second stage: score the functions and classes of the leading files.
+
+        A big file's whole-file BM25 is diluted by everything else in it; its best-matching
+        definition is not. Only the top files are read, so this stays cheap."""
+        top = sorted(hits, key=lambda h: (-h.score, h.path))[:RERANK_DEPTH]
+        chunks = self.index.chunks_for([h.path for h in top])
+        if not chunks:
+            return
+        query = self._content_query(ev)
+        lengths = [sum(c.tokens.values()) for _, c in chunks]
+        avg = (sum(lengths) / len(lengths)) or 1.0
+        k1, b = self.bm25.k1, self.bm25.b
+        idf = {t: self.bm25.idf(t) * weight for t, weight in query.items()}
+        best: dict[str, tuple[float, str]] = {}
+        for (path, chunk), length in zip(chunks, lengths, strict=True):
+            score = 0.0
+            for term, term_idf in idf.items():
+                tf = chunk.tokens.get(term)
+                if tf:
+                    score += term_idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / avg))
+            if score > best.get(path, (0.0, ""))[0]:
+                best[path] = (score, chunk.name)
+        norm = _normalise({p: s for p, (s, _) in best.items()})
+        w = self.weights
+        for hit in top:
+            value = norm.get(hit.path, 0.0)
+            hit.signals["chunk"] = value
+            hit.score = score_file(hit.signals, hit.flags, w)
+            if value > 0.5 and best[hit.path][1] != MODULE_CHUNK:
+                hit.why.append(f"best matching definition: {best[hit.path][1]}")
 
     def _symbols(
         self, files: list[FileHit], ev: IssueEvidence, cited: dict[str, set[str]], k: int
@@ -404,10 +470,11 @@ def locate(
     cache_dir: Path | str | None = None,
     k: int = 10,
     as_of: AsOf | None = None,
+    knowledge: KnowledgeStore | None = None,
 ) -> LocateResult:
     """Rank files and symbols for an issue; code at `as_of` (default HEAD), history as of it."""
     repo = Path(repo)
     cache = Path(cache_dir) if cache_dir else repo / ".evoagent" / "cache"
     rev = as_of.sha if as_of else "HEAD"
     index = CodeIndex(repo, cache).index(rev)
-    return Locator(index, store=store, as_of=as_of).locate(text, k=k)
+    return Locator(index, store=store, as_of=as_of, knowledge=knowledge).locate(text, k=k)

@@ -3,9 +3,9 @@
 Incremental (only missing shas are streamed through git), resumable (each batch is one
 atomic append, so an interrupted run loses at most the batch in flight) and safe to run
 twice at once (the whole run holds the store's write lock; the second run waits, then
-finds nothing new). Each batch is appended on a worker thread while the next one is
-parsed, so git does not wait for the store; an interrupted run still lets the append in
-flight finish.
+finds nothing new). Appends happen on the calling thread: LanceDB
+calls from a second thread while this one forks git subprocesses were seen to hang forever
+(a mine of pytest's history after sympy's, in one process), so there is no write thread.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import contextlib
 import subprocess
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -68,53 +67,33 @@ def mine(
         missing = [sha for sha in shas if sha not in known]
         if progress:
             progress(0, len(missing))
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="evoagent-mine") as pool:
-            writer = _Writer(store, pool, lambda done: progress and progress(done, len(missing)))
-            batch: list[Memory] = []
-            without_diff = 0
-            with contextlib.closing(iter_commits(repo, shas_stdin=missing)) as memories:
-                for memory in memories:
-                    batch.append(memory)
-                    if memory.diff_excerpt.startswith(DIFF_UNAVAILABLE):
-                        without_diff += 1
-                    if len(batch) >= batch_size:
-                        writer.submit(batch)
-                        batch = []
-            writer.submit(batch)
-            writer.settle()
-        if writer.stored:
+        stored = done = without_diff = 0
+        batch: list[Memory] = []
+        with contextlib.closing(iter_commits(repo, shas_stdin=missing)) as memories:
+            for memory in memories:
+                batch.append(memory)
+                if memory.diff_excerpt.startswith(DIFF_UNAVAILABLE):
+                    without_diff += 1
+                if len(batch) >= batch_size:
+                    stored += store.add(batch)
+                    done += len(batch)
+                    batch = []
+                    if progress:
+                        progress(done, len(missing))
+        if batch:
+            stored += store.add(batch)
+            if progress:
+                progress(done + len(batch), len(missing))
+        if stored:
             store.finish_write()
     return MineResult(
-        stored=writer.stored,
+        stored=stored,
         skipped=len(shas) - len(missing),
         total=len(shas),
         seconds=time.monotonic() - started,
         shallow=shallow,
         without_diff=without_diff,
     )
-
-
-class _Writer:
-    """Appends batches on one worker thread, at most one in flight; reports each once done."""
-
-    def __init__(self, store: _Store, pool: ThreadPoolExecutor, report: Callable[[int], object]):
-        self.store, self.pool, self.report = store, pool, report
-        self.stored = self.done = 0
-        self.pending: tuple[Future[int], int] | None = None
-
-    def settle(self) -> None:
-        """Wait for the append in flight (its errors surface here), then report progress."""
-        if self.pending is not None:
-            future, size = self.pending
-            self.pending = None
-            self.stored += future.result()
-            self.done += size
-            self.report(self.done)
-
-    def submit(self, batch: list[Memory]) -> None:
-        self.settle()
-        if batch:
-            self.pending = (self.pool.submit(self.store.add, batch), len(batch))
 
 
 def _has_head(repo: Path) -> bool:

@@ -6,12 +6,31 @@ persists them in LanceDB) and search/locate (which read them back).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 # Bounds chosen so one memory stays small enough to show a model: a huge vendored diff
 # must not blow up the store or a prompt.
 DIFF_EXCERPT_CHARS = 4000
 MESSAGE_CHARS = 8000
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{2,}")
+MAX_CHANGED_IDENTIFIERS = 120
+
+
+def changed_identifiers(diff: str) -> list[str]:
+    """Names on the added and removed lines of a diff: the code a commit touched, so a
+    search for `bulk_create` finds the commits that changed it even when the message
+    does not say so."""
+    seen: dict[str, None] = {}
+    for line in diff.splitlines():
+        if line[:1] in "+-" and not line.startswith(("+++", "---")):
+            for name in _IDENTIFIER.findall(line):
+                seen.setdefault(name, None)
+                if len(seen) >= MAX_CHANGED_IDENTIFIERS:
+                    return list(seen)
+    return list(seen)
 
 
 @dataclass
@@ -56,6 +75,7 @@ class Memory:
         parts = [self.subject, self.message, " ".join(self.issue_refs)]
         parts += [" ".join(self.paths), " ".join(s.split("::", 1)[-1] for s in self.symbols)]
         parts += [" ".join(self.keywords), self.problem, self.root_cause, self.solution]
+        parts.append(" ".join(changed_identifiers(self.diff_excerpt)))
         return "\n".join(p for p in parts if p)
 
     def to_row(self) -> dict:

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .records import Memory
 from .revisions import AsOf
 from .store import MemoryStore
+
+if TYPE_CHECKING:
+    from .knowledge import KnowledgeHit, KnowledgeStore
 
 RRF_K = 60
 # The full-text query parser treats some characters as syntax; issue text is not a query
@@ -70,3 +74,21 @@ def recall(
             hit.sources[name] = rank
     hits = sorted(ranked.values(), key=lambda h: (-h.score, -h.memory.committed_at))
     return hits[:k]
+
+
+def recall_knowledge(
+    knowledge_store: KnowledgeStore | None, query: str, k: int = 5, as_of: AsOf | None = None
+) -> list[KnowledgeHit]:
+    """Active approved fixes relevant to a query, beside `recall`'s memories.
+
+    Scores are reciprocal ranks like `recall`'s (BM25 is the only retriever here), so the
+    two lists read on one scale. Retracted and superseded records never appear; `as_of`
+    hides fixes approved after it or made on a base it cannot reach.
+    """
+    if knowledge_store is None or not clean_query(query):
+        return []
+    hits = knowledge_store.search(query, k=k, as_of=as_of)
+    for rank, hit in enumerate(hits, 1):
+        hit.score = 1.0 / (RRF_K + rank)
+        hit.sources = {"bm25": rank}
+    return hits

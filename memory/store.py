@@ -121,6 +121,20 @@ class MemoryStore:
         names = db.list_tables()
         return list(getattr(names, "tables", names))
 
+    def open_table(self, name: str, schema=None):
+        """Another table of this database (knowledge lives beside the memories): None when
+        it does not exist and no schema is given to create it with."""
+        db = self._connect()
+        if name in self._table_names():
+            return db.open_table(name)
+        return None if schema is None else db.create_table(name, schema=schema, exist_ok=True)
+
+    def get_meta(self, key: str) -> str | None:
+        return self._get_meta(key)
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._set_meta(key, value)
+
     def table(self, create: bool = False):
         """The memories table; None when it does not exist yet and create is False."""
         if self._table is not None:
@@ -231,6 +245,7 @@ class MemoryStore:
         table.add(pa.Table.from_pylist(rows, schema=table.schema))
         known.update(fresh)
         self._known = (table.version, known)
+        self._file_history = None
         return len(rows)
 
     def finish_write(self) -> None:

@@ -29,9 +29,14 @@ def cli(ctx: click.Context) -> None:
 
 
 def _register() -> None:
-    from . import memory_cmds
+    from . import agent_cmds, memory_cmds
 
-    for command in memory_cmds.COMMANDS:
+    for module in (memory_cmds, agent_cmds):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+    from . import knowledge_cmds
+
+    for command in knowledge_cmds.COMMANDS:
         cli.add_command(command)
 
 
@@ -40,11 +45,24 @@ _register()
 
 def main() -> None:
     """Console entry point: user errors become one line on stderr and an exit code."""
+    import warnings
+
+    # LanceDB warns on every fork (each git/sandbox subprocess) once it is loaded; the
+    # subprocesses exec at once, so the warning is noise on the user's terminal.
+    warnings.filterwarnings("ignore", message="lancedb fork support")
     try:
         cli.main(standalone_mode=False)
     except EvoError as exc:
         click.echo(f"evoagent: {exc.message}", err=True)
         sys.exit(exc.code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (click.Abort, KeyboardInterrupt):
+        click.echo("evoagent: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        click.echo(f"evoagent: {exc.format_message()}", err=True)
+        sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
     except Exception as exc:
         # Memory-layer failures a user can fix (bad revision, unreadable store) carry a
         # one-line message; anything else is a bug and keeps its traceback.
@@ -53,14 +71,3 @@ def main() -> None:
             raise
         click.echo(f"evoagent: {one_line()}", err=True)
         sys.exit(2)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.Abort:
-        click.echo("evoagent: interrupted", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        click.echo(f"evoagent: {exc.format_message()}", err=True)
-        sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("evoagent: interrupted", err=True)
-        sys.exit(130)

@@ -78,15 +78,20 @@ def _date(stamp: int) -> str:
 @store_option
 @json_option
 def recall(query: tuple[str, ...], k: int, as_of: str | None, store: str | None, as_json: bool) -> None:
-    """Search memories: past commits most relevant to QUERY."""
+    """Search memories: past commits most relevant to QUERY (then approved fixes)."""
+    from evoagent.memory.knowledge import KnowledgeStore
     from evoagent.memory.search import recall as run_recall
+    from evoagent.memory.search import recall_knowledge
 
     ctx = RepoContext.open(store=store)
-    hits = run_recall(ctx.store, " ".join(query), k=k, as_of=ctx.as_of(as_of))
+    text, point = " ".join(query), ctx.as_of(as_of)
+    hits = run_recall(ctx.store, text, k=k, as_of=point)
+    known = recall_knowledge(KnowledgeStore(ctx.store), text, k=k, as_of=point)
     if as_json:
         emit_json(
             [
                 {
+                    "kind": "memory",
                     "sha": h.memory.sha,
                     "date": _date(h.memory.committed_at),
                     "subject": h.memory.subject,
@@ -95,17 +100,35 @@ def recall(query: tuple[str, ...], k: int, as_of: str | None, store: str | None,
                 }
                 for h in hits
             ]
+            + [
+                {
+                    "kind": "knowledge",
+                    "id": h.knowledge.id,
+                    "intent": h.knowledge.intent,
+                    "files": h.knowledge.files,
+                    "score": round(h.score, 6),
+                    "approved_by": h.knowledge.approved_by,
+                    "run_id": h.knowledge.run_id,
+                }
+                for h in known
+            ]
         )
         return
     if not hits:
         click.echo("no matching memories" + ("" if ctx.store.count() else " (run `evoagent mine`)"))
-        return
     for h in hits:
         click.echo(f"{h.memory.sha[:10]}  {_date(h.memory.committed_at)}  {h.memory.subject}")
         files = h.memory.paths
         if files:
             more = f" (+{len(files) - 4} more)" if len(files) > 4 else ""
             click.echo(f"            {', '.join(files[:4])}{more}")
+    if known:
+        click.echo("knowledge:")
+    for h in known:
+        record = h.knowledge
+        files = ", ".join(record.files[:4])
+        click.echo(f"{record.id}  {record.approved_date}  {record.intent}")
+        click.echo(f"            approved by {record.approved_by}, run {record.run_id}: {files}")
 
 
 def _read_issue(query: tuple[str, ...], file: str | None) -> str:
@@ -134,6 +157,7 @@ def locate(
 
     The issue is QUERY, the text of --file PATH, or stdin when QUERY is `-`.
     """
+    from evoagent.memory.knowledge import KnowledgeStore
     from evoagent.memory.locate import locate as run_locate
 
     text = _read_issue(query, file)
@@ -143,7 +167,8 @@ def locate(
     if not ctx.has_commits():
         raise EvoError("this repository has no commits yet: there is no code to locate in")
     result = run_locate(
-        ctx.root, text, store=ctx.store, cache_dir=ctx.state.cache_dir, k=k, as_of=ctx.as_of(as_of)
+        ctx.root, text, store=ctx.store, cache_dir=ctx.state.cache_dir, k=k, as_of=ctx.as_of(as_of),
+        knowledge=KnowledgeStore(ctx.store),
     )
     if as_json:
         emit_json(result.to_json())

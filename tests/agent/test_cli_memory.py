@@ -244,7 +244,7 @@ def test_recall_json_ranks_the_distinctive_commit_first(recall_repo, monkeypatch
     assert hits[0]["sha"] == shas["parser"]
     assert hits[0]["subject"] == "Fix tokenizer crash on unicode escapes"
     assert hits[0]["files"] == ["parser.py"]
-    assert set(hits[0]) == {"sha", "date", "subject", "files", "score"}
+    assert set(hits[0]) == {"kind", "sha", "date", "subject", "files", "score"}
     assert hits[0]["date"] == "2023-11-14"
 
 

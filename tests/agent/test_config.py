@@ -48,7 +48,7 @@ def test_defaults(state):
         None,
         "none",
         None,
-        500,
+        2000,
     )
     assert store_uri(state, settings) == str(state.root / ".evoagent" / "memory")
 

@@ -1,7 +1,16 @@
+import sqlite3
 from collections import Counter
 
 import pytest
-from evoagent.memory.codeindex import CodeIndex, parse_blob, split_identifier, token_bag
+from evoagent.memory import codeindex
+from evoagent.memory.codeindex import (
+    MODULE_CHUNK,
+    Chunk,
+    CodeIndex,
+    parse_blob,
+    split_identifier,
+    token_bag,
+)
 
 PY = b'''\
 """Shapes and their areas."""
@@ -354,3 +363,232 @@ def test_referencing_counts_uses(git_repo, tmp_path):
     assert index.referencing("target") == [("a.py", 3), ("b.py", 1)]
     assert index.referencing("nothing") == []
     assert index.files["a.py"].references == Counter({"target": 3, "lib": 1})
+
+
+CHUNKY_PY = b'''\
+"""Billing helpers."""
+import decimal
+
+TAX_RATE = 0.2
+
+
+class Invoice:
+    """An invoice with lines."""
+
+    currency = "EUR"
+
+    # Sum of the lines before tax.
+    def subtotal(self):
+        return sum(line.amount for line in self.lines)
+
+    @property
+    def total(self):
+        return self.subtotal() * (1 + TAX_RATE)
+
+
+def render(invoice):
+    return format_money(invoice.total)
+
+
+if __name__ == "__main__":
+    render(Invoice())
+'''
+
+
+def chunk_table(symbols):
+    return [(c.name, c.kind, c.start_line, c.end_line) for c in symbols.chunks]
+
+
+def test_python_chunks_split_class_methods_and_module_code():
+    symbols = parse_blob("python", CHUNKY_PY)
+    assert chunk_table(symbols) == [
+        (MODULE_CHUNK, "module", 1, 26),
+        ("Invoice", "class", 7, 18),
+        ("subtotal", "method", 12, 14),  # with the comment above it
+        ("total", "method", 16, 18),  # with its decorator
+        ("render", "function", 21, 22),
+    ]
+    by_name = {c.name: c.tokens for c in symbols.chunks}
+    # Module code: docstring, imports, constants and the __main__ block.
+    assert by_name[MODULE_CHUNK]["billing"] == 1 and by_name[MODULE_CHUNK]["decimal"] == 1
+    assert by_name[MODULE_CHUNK]["tax_rate"] == 1 and by_name[MODULE_CHUNK]["invoice"] == 1
+    # The class keeps its header, docstring and attributes, not its methods' text.
+    assert by_name["Invoice"] == Counter({"invoice": 2, "lines": 1, "currency": 1, "eur": 1})
+    assert by_name["subtotal"]["sum"] == 2 and by_name["subtotal"]["before"] == 1
+    assert by_name["total"]["property"] == 1 and by_name["total"]["tax_rate"] == 1
+    assert "subtotal" not in by_name["Invoice"] and "property" not in by_name["Invoice"]
+    # Every line is in exactly one chunk: the chunks add up to the file's bag.
+    summed = sum((c.tokens for c in symbols.chunks), Counter())
+    assert summed == symbols.tokens == token_bag(CHUNKY_PY.decode())
+
+
+def test_nested_definitions_deeper_than_methods_stay_in_their_method():
+    source = b"""\
+class Outer:
+    class Inner:
+        def deep(self):
+            return hidden_value
+    def method(self):
+        def closure():
+            return closure_value
+        return closure
+"""
+    symbols = parse_blob("python", source)
+    assert chunk_table(symbols) == [
+        ("Outer", "class", 1, 8),
+        ("Inner", "class", 2, 4),
+        ("method", "method", 5, 8),
+    ]
+    by_name = {c.name: c.tokens for c in symbols.chunks}
+    assert by_name["Inner"]["hidden_value"] == 1 and by_name["Inner"]["deep"] == 1
+    assert by_name["method"]["closure_value"] == 1
+    assert by_name["Outer"] == Counter({"outer": 1})
+
+
+def test_function_with_a_nested_function_at_depth_one():
+    symbols = parse_blob("python", PY)
+    table = chunk_table(symbols)
+    assert ("compute_area", "function", 14, 17) in table
+    assert ("inner", "function", 15, 16) in table
+    compute = next(c for c in symbols.chunks if c.name == "compute_area")
+    assert "inner" in compute.tokens  # `return inner()` is the outer function's own line
+    assert compute.tokens["compute_area"] == 1
+
+
+@pytest.mark.parametrize(
+    ("lang", "source", "expected"),
+    [
+        (
+            "javascript",
+            JS,
+            [
+                ("Widget", "class", 1, 5),
+                ("render", "method", 2, 4),
+                ("draw", "function", 7, 9),
+                ("helper", "function", 11, 11),
+            ],
+        ),
+        (
+            "go",
+            GO,
+            [
+                (MODULE_CHUNK, "module", 1, 1),
+                ("Server", "struct", 3, 5),
+                ("Handler", "interface", 7, 9),
+                ("Serve", "method", 8, 8),
+                ("Start", "method", 11, 13),
+                ("listen", "function", 15, 17),
+            ],
+        ),
+    ],
+)
+def test_other_languages_get_chunks(lang, source, expected):
+    symbols = parse_blob(lang, source)
+    assert chunk_table(symbols) == expected
+    assert sum((c.tokens for c in symbols.chunks), Counter()) == symbols.tokens
+
+
+def test_multiline_python_decorator_belongs_to_its_function():
+    source = b"""\
+import pytest
+
+
+@pytest.mark.parametrize(
+    "value",
+    [special_case_one, special_case_two],
+)
+def test_value(value):
+    assert value
+"""
+    symbols = parse_blob("python", source)
+    assert chunk_table(symbols) == [
+        (MODULE_CHUNK, "module", 1, 1),
+        ("test_value", "function", 4, 9),
+    ]
+    assert symbols.chunks[1].tokens["special_case_one"] == 1
+    assert [d.line for d in symbols.definitions] == [8]  # the definition itself is unchanged
+
+
+def test_go_doc_comment_belongs_to_its_function():
+    source = b"package netx\n\n// Listen opens the socket.\n// It retries.\nfunc Listen() {}\n"
+    symbols = parse_blob("go", source)
+    assert chunk_table(symbols) == [(MODULE_CHUNK, "module", 1, 1), ("Listen", "function", 3, 5)]
+    assert symbols.chunks[1].tokens["socket"] == 1 and symbols.chunks[1].tokens["retries"] == 1
+
+
+def test_text_files_get_line_window_chunks():
+    text = "".join(f"paragraph{i} about topic\n" for i in range(1, 131))
+    symbols = parse_blob("text", text.encode())
+    # 130 lines: 1-60, then 61-130 (a last window under 20 lines joins the previous one).
+    assert chunk_table(symbols) == [
+        ("lines 1-60", "text", 1, 60),
+        ("lines 61-130", "text", 61, 130),
+    ]
+    assert symbols.chunks[0].tokens["paragraph60"] == 1
+    assert "paragraph61" not in symbols.chunks[0].tokens
+    assert symbols.chunks[1].tokens["topic"] == 70
+    short = parse_blob("text", b"# Title\n\nSome words.\n")
+    assert chunk_table(short) == [("lines 1-3", "text", 1, 3)]
+    windows = parse_blob("text", "".join(f"w{i}x\n" for i in range(150)).encode())
+    assert [c.name for c in windows.chunks] == ["lines 1-60", "lines 61-120", "lines 121-150"]
+
+
+def test_chunk_tokens_are_capped():
+    body = "\n".join(f"    value_{i}_x = {i}" for i in range(1000))
+    symbols = parse_blob("python", f"def big():\n{body}\n".encode())
+    (chunk,) = symbols.chunks
+    assert len(chunk.tokens) == codeindex.MAX_CHUNK_TOKENS
+    assert chunk.tokens["value"] == 1000  # the most frequent words are kept
+
+
+def test_empty_file_has_no_chunks():
+    assert parse_blob("python", b"").chunks == []
+    assert parse_blob("text", b"\n\n").chunks == []
+
+
+def test_chunks_round_trip_through_the_cache(git_repo, tmp_path):
+    git_repo.commit(
+        "chunks",
+        {"billing.py": CHUNKY_PY, "web/widget.js": JS, "server.go": GO, "README.md": "# Hi\n"},
+    )
+    fresh = CodeIndex(git_repo.path, tmp_path / "cache").index()
+    again = CodeIndex(git_repo.path, tmp_path / "cache").index()
+    assert (again.stats.parsed, again.stats.cached) == (0, 4)
+    for path, symbols in fresh.files.items():
+        loaded = again.files[path]
+        assert loaded._chunks is None  # not decoded until asked for
+        assert loaded.chunks == symbols.chunks, path
+        assert loaded == symbols
+    assert again.files["billing.py"].chunks == parse_blob("python", CHUNKY_PY).chunks
+    assert all(isinstance(c, Chunk) for c in again.files["server.go"].chunks)
+
+
+def test_chunks_for(git_repo, tmp_path):
+    git_repo.commit("two", {"a.py": "def one():\n    pass\n", "b.md": "Some docs\n"})
+    index = CodeIndex(git_repo.path, tmp_path / "cache").index()
+    pairs = index.chunks_for(["b.md", "missing.py", "a.py"])
+    assert [(path, chunk.name) for path, chunk in pairs] == [("b.md", "lines 1-1"), ("a.py", "one")]
+    assert index.chunks_for([]) == []
+
+
+def test_old_version_cache_is_not_reused(git_repo, tmp_path):
+    git_repo.commit("one", {"app.py": "def main():\n    pass\n"})
+    sha = git_repo.git("rev-parse", "HEAD:app.py")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    # A cache written by the previous version: no chunks column, and a stale payload.
+    db = sqlite3.connect(cache / codeindex.CACHE_FILE)
+    old = f"symbols_v{codeindex.INDEX_VERSION - 1}"
+    db.execute(
+        f"CREATE TABLE {old} (sha TEXT NOT NULL, lang TEXT NOT NULL, symbols BLOB,"
+        " tokens BLOB, PRIMARY KEY (sha, lang)) WITHOUT ROWID"
+    )
+    stale = codeindex.FileSymbols("python", [codeindex.Definition("stale", "function", 1, 1)])
+    db.execute(f"INSERT INTO {old} VALUES (?, ?, ?, ?)", (sha, "python", *stale.to_payload()[:2]))
+    db.commit()
+    db.close()
+
+    index = CodeIndex(git_repo.path, cache).index()
+    assert (index.stats.parsed, index.stats.cached) == (1, 0)
+    assert [d.name for d in index.files["app.py"].definitions] == ["main"]
+    assert [c.name for c in index.files["app.py"].chunks] == ["main"]

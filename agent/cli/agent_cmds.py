@@ -1,0 +1,124 @@
+"""Agent commands: fix (headless, for CI) and demo."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from ..errors import EvoError
+from ..events import Event
+from ..repo_context import RepoContext
+from .output import emit_json
+
+FORMATS = click.Choice(["text", "json", "stream-json"])
+
+
+def _issue_text(issue: str | None, github_event: str | None) -> str:
+    from ..fix import read_github_event
+
+    if github_event:
+        return read_github_event(Path(github_event))
+    if issue is None:
+        raise EvoError("fix needs an issue: text, a file path, - for stdin, or --github-event PATH")
+    if issue == "-":
+        text = sys.stdin.read()
+    elif len(issue) < 4096 and "\n" not in issue and Path(issue).is_file():
+        text = Path(issue).read_text(errors="replace")
+    else:
+        text = issue
+    if not text.strip():
+        raise EvoError("the issue text is empty")
+    return text.strip()
+
+
+def _printer(output_format: str):
+    def show(event: Event) -> None:
+        if output_format == "stream-json":
+            click.echo(json.dumps(event.to_json(), default=str))
+            return
+        data = event.to_json()
+        kind = data["type"]
+        if kind == "tool_call":
+            click.echo(f"→ {data['name']} {json.dumps(data['arguments'])[:160]}", err=True)
+        elif kind == "tool_result" and not data["ok"]:
+            click.echo(f"  ✗ {data['output'].splitlines()[0][:160] if data['output'] else ''}", err=True)
+        elif kind == "test_result":
+            click.echo(f"tests (attempt {data['attempt']}): {data['passed']} passed, "
+                       f"{data['failed']} failed, {data['errors']} errors", err=True)
+        elif kind == "message":
+            click.echo(f"  {data['text'][:200]}", err=True)
+
+    return show
+
+
+def _run(ctx: RepoContext, issue: str, model: str | None, apply: bool, commit: bool,
+         strict: bool, output_format: str):
+    from ..fix import FixOptions, run_fix
+
+    # Ctrl-C propagates: run_fix has written the report and removed the sandbox, and
+    # main() prints one line and exits 130.
+    outcome = run_fix(ctx, FixOptions(issue, model, apply, commit, strict), _printer(output_format))
+    if output_format == "json":
+        emit_json(outcome.report)
+    elif output_format == "text":
+        click.echo(f"{outcome.status}: run {outcome.run_id}")
+        click.echo(f"patch:  {outcome.run_dir / 'patch.diff'}")
+        click.echo(f"report: {outcome.run_dir / 'report.json'}")
+    return outcome
+
+
+@click.command()
+@click.argument("issue", required=False)
+@click.option("--github-event", metavar="PATH", help="Read the issue from a GitHub Actions event JSON.")
+@click.option("--model", "-m", metavar="MODEL", help="Any litellm model name.")
+@click.option("--apply", is_flag=True, help="Apply a passing patch to the working tree.")
+@click.option("--commit", is_flag=True, help="Commit a passing patch on branch evoagent/fix-<slug>.")
+@click.option("--strict", is_flag=True, help="Refuse to run without bubblewrap isolation.")
+@click.option("--output-format", type=FORMATS, default="text", show_default=True)
+def fix(issue, github_event, model, apply, commit, strict, output_format) -> None:
+    """Fix ISSUE headless: sandboxed attempts proven by the repo's tests.
+
+    ISSUE is text, a path to a file, or - for stdin. Exit codes: 0 fixed and tests pass,
+    1 not fixed, 2 bad input, 3 no model or model error, 4 budget exhausted.
+    """
+    text = _issue_text(issue, github_event)
+    ctx = RepoContext.open(model=model)
+    sys.exit(_run(ctx, text, model, apply, commit, strict, output_format).exit_code)
+
+
+@click.command()
+@click.option("--output-format", type=FORMATS, default="text", show_default=True)
+@click.option("--keep", is_flag=True, help="Keep the demo repository and print where it is.")
+def demo(output_format: str, keep: bool) -> None:
+    """Run the whole loop on a tiny repo with a real bug, with a SCRIPTED model (no key).
+
+    Shows locate, edit, the kernel's test run, the failure digest, refinement and the
+    report. The model's replies are scripted; everything else is the real machinery.
+    """
+    from evoagent.memory.mine import mine
+
+    from ..demo import ISSUE, build_demo_repo, register_demo_script
+
+    where = Path(tempfile.mkdtemp(prefix="evoagent-demo-"))
+    repo = build_demo_repo(where)
+    click.echo(f"[scripted model] demo repository: {repo}", err=True)
+    ctx = RepoContext.open(repo)
+    mine(ctx.root, ctx.store)
+    model = register_demo_script()
+    try:
+        outcome = _run(ctx, ISSUE, model, False, False, False, output_format)
+        if output_format == "text":
+            click.echo("\n" + (outcome.run_dir / "patch.diff").read_text())
+    finally:
+        if not keep:
+            import shutil
+
+            shutil.rmtree(where, ignore_errors=True)
+    sys.exit(outcome.exit_code)
+
+
+COMMANDS = [fix, demo]

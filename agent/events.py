@@ -1,0 +1,133 @@
+"""The one seam between the agent and any front end: a session yields typed events.
+
+The TUI renders them, headless `fix` prints them as JSONL (`to_json`), the trajectory
+file stores them. An `ApprovalNeeded` carries its own answer slot: the front end (a
+person in the TUI, a policy headless) calls `answer()`, the agent thread waits on it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+
+@dataclass
+class Event:
+    kind: ClassVar[str] = "event"
+    at: float = field(default_factory=time.time, kw_only=True)
+
+    def to_json(self) -> dict[str, Any]:
+        data = {k: v for k, v in asdict(self).items() if not k.startswith("_")}
+        return {"type": self.kind, **data}
+
+
+@dataclass
+class SessionStarted(Event):
+    kind: ClassVar[str] = "session_started"
+    run_id: str
+    task: str
+    model: str
+
+
+@dataclass
+class MessageDelta(Event):
+    """A piece of streamed assistant text."""
+
+    kind: ClassVar[str] = "message_delta"
+    text: str
+
+
+@dataclass
+class Message(Event):
+    """A complete assistant message (after its deltas)."""
+
+    kind: ClassVar[str] = "message"
+    text: str
+
+
+@dataclass
+class ToolCall(Event):
+    kind: ClassVar[str] = "tool_call"
+    call_id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass
+class ToolResult(Event):
+    kind: ClassVar[str] = "tool_result"
+    call_id: str
+    name: str
+    output: str
+    ok: bool = True
+
+
+@dataclass
+class CommandRun(Event):
+    """A command run in the sandbox, with its bounded output."""
+
+    kind: ClassVar[str] = "command_run"
+    command: str
+    exit_code: int | None
+    output: str
+    seconds: float
+    isolated: bool
+
+
+@dataclass
+class DiffProposed(Event):
+    kind: ClassVar[str] = "diff_proposed"
+    diff: str
+    attempt: int
+
+
+@dataclass
+class TestResult(Event):
+    __test__ = False  # not a pytest class
+    kind: ClassVar[str] = "test_result"
+    attempt: int
+    passed: int
+    failed: int
+    errors: int
+    failing: list[str] = field(default_factory=list)
+    digest: str = ""
+
+
+@dataclass
+class CostUpdate(Event):
+    kind: ClassVar[str] = "cost_update"
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float | None  # None: the model has no known price
+
+
+@dataclass
+class ApprovalNeeded(Event):
+    """The agent wants to do something a policy says a person (or rule) must allow."""
+
+    kind: ClassVar[str] = "approval_needed"
+    action: str  # "edit" | "command"
+    detail: str
+    _answer: list[bool] = field(default_factory=list, repr=False)
+    _ready: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def answer(self, allowed: bool) -> None:
+        self._answer.append(allowed)
+        self._ready.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until answered; an unanswered request (timeout) is a refusal."""
+        return self._ready.wait(timeout) and bool(self._answer and self._answer[0])
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.kind, "at": self.at, "action": self.action, "detail": self.detail}
+
+
+@dataclass
+class Finished(Event):
+    kind: ClassVar[str] = "finished"
+    status: str  # "fixed" | "not_fixed" | "budget_exhausted" | "error"
+    summary: str = ""
+    exit_code: int = 0

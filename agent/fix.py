@@ -1,0 +1,309 @@
+"""`evoagent fix`: issue in, sandboxed fix proven by the repo's tests out.
+
+Wires the parts together for one session: the genome, the model, a sandbox workspace,
+memory (locate/recall as evidence), the tools, the solver, and the run record. Front ends
+(the CLI today, the app later) pass an `emit` callable and get every event.
+
+The user's working tree is written only with `apply=True`; `commit=True` makes a branch
+from HEAD without touching the working tree or the index.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import EXIT_BUDGET, EXIT_NOT_FIXED, EXIT_OK, EvoError
+from .events import CommandRun, CostUpdate, Event, Finished, SessionStarted
+from .genome import Genome, init_genome
+from .model import Model
+from .model_select import select_model
+from .repo_context import RepoContext
+from .run_record import RunRecord, new_run_id
+from .solve import Solver, SolveResult, summarize
+from .tools import tool_schemas
+from .tools.base import ToolContext
+from .tools.protocol import text_protocol_help
+from .usage import Budget, SessionUsage
+
+EXIT_INTERRUPTED = 130
+"""Ctrl-C, as shells report SIGINT."""
+
+EXIT_BY_STATUS = {
+    "fixed": EXIT_OK,
+    "not_fixed": EXIT_NOT_FIXED,
+    "not_verified": EXIT_NOT_FIXED,
+    "budget_exhausted": EXIT_BUDGET,
+    "interrupted": EXIT_INTERRUPTED,
+}
+
+
+@dataclass
+class FixOptions:
+    issue: str
+    model: str | None = None
+    apply: bool = False
+    commit: bool = False
+    strict: bool = False
+    """Refuse to run without bubblewrap isolation."""
+
+
+@dataclass
+class FixOutcome:
+    run_id: str
+    run_dir: Path
+    status: str
+    exit_code: int
+    report: dict[str, Any]
+
+
+def read_github_event(path: Path) -> str:
+    """The issue text of a GitHub Actions `issues`/`issue_comment` event payload."""
+    try:
+        payload = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise EvoError(f"cannot read GitHub event {path}: {exc}") from exc
+    issue = payload.get("issue") if isinstance(payload, dict) else None
+    if not isinstance(issue, dict) or not (issue.get("title") or issue.get("body")):
+        raise EvoError(f"{path}: not a GitHub issue event (no issue.title/body)")
+    number = issue.get("number")
+    head = f"{issue.get('title', '').strip()}" + (f" (#{number})" if number else "")
+    return f"{head}\n\n{issue.get('body') or ''}".strip()
+
+
+def load_genome(ctx: RepoContext) -> Genome:
+    """The live genome (`.evoagent/agent`, branch main), created from the template once."""
+    path = ctx.state.dir / "agent"
+    init_genome(path)
+    return Genome.load(path)
+
+
+def project_instructions(root: Path) -> str:
+    for name in ("AGENTS.md", "CLAUDE.md"):
+        path = root / name
+        if path.is_file():
+            return path.read_text(errors="replace")[:20_000]
+    return ""
+
+
+def run_fix(
+    ctx: RepoContext, options: FixOptions, emit: Callable[[Event], None] = lambda e: None
+) -> FixOutcome:
+    from evoagent.sandbox.local import make_runner
+    from evoagent.sandbox.testdetect import detect_test_command
+    from evoagent.sandbox.workspace import Workspace
+
+    if not ctx.has_commits():
+        raise EvoError("this repository has no commits yet: nothing to fix against")
+    genome = load_genome(ctx)
+    model_name = select_model(options.model or ctx.settings.model or None).name
+    loop = genome.settings.loop
+    session = SessionUsage()
+    budget = Budget(loop.max_steps * (loop.refine_attempts + 1), loop.max_cost_usd or None, loop.max_seconds)
+    model = Model(name=model_name, session=session, budget=budget)
+    record = RunRecord(ctx.state.runs_dir, new_run_id(options.issue.splitlines()[0]))
+    started = time.monotonic()
+
+    def publish(event: Event) -> None:
+        record.write_event(event)
+        emit(event)
+
+    publish(SessionStarted(record.run_id, options.issue, model_name))
+    workspace = Workspace.create(ctx.root, ctx.state.dir / "sandboxes", id=record.run_id)
+    report: dict[str, Any] = {"run_id": record.run_id, "issue": options.issue, "model": model_name}
+    status = "error"
+    error_code: int | None = None
+    try:
+        runner = make_runner(workspace.sandbox_config(allow_network=genome.policy.network),
+                             strict=options.strict)
+        test_command = detect_test_command(workspace.path, ctx.settings.test_command)
+        tools_ctx = _tool_context(ctx, genome, workspace.path, runner, publish)
+        native = supports_native_tools(model_name)
+        solver = Solver(workspace, runner, model, genome, tools_ctx, publish, test_command,
+                        native_tools=native)
+        tools_ctx.run_tests = lambda ids: _tests_text(solver.run_tests(ids))
+        locate_hits, recall_hits, knowledge_used = _evidence(ctx, options.issue)
+        system = genome.render(
+            "system",
+            tools=[{"name": s["function"]["name"], "description": s["function"]["description"]}
+                   for s in tool_schemas(genome.tools)] if native else [],
+            tool_protocol="" if native else text_protocol_help(genome.tools),
+            project_instructions=project_instructions(ctx.root),
+            skills=genome.skills_index(),
+            repo_map="",
+        )
+        task = genome.render(
+            "task", issue=options.issue, locate_hits=locate_hits, recall_hits=recall_hits,
+            require_reproduction=loop.require_reproduction,
+            test_command=" ".join(test_command.argv) if test_command else "",
+        )
+        result = solver.solve(system, task)
+        status = result.status
+        if status == "fixed" and knowledge_used:
+            ctx.knowledge.mark_helped(knowledge_used)
+        totals = session.totals()
+        publish(CostUpdate(totals.prompt_tokens, totals.completion_tokens, totals.cost_usd))
+        record.write_patch(result.patch)
+        report.update(_report(result, workspace.base, totals, time.monotonic() - started))
+        if status == "fixed" and result.patch.strip():
+            if options.apply:
+                report["applied"] = _apply(ctx.root, record.patch_path)
+            if options.commit:
+                report["branch"] = _commit_branch(ctx.root, result, record.run_id, options.issue)
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    except EvoError as exc:  # model error, bad genome, patch that does not apply, ...
+        report["error"] = exc.message
+        error_code = exc.code
+        raise
+    finally:
+        report["status"] = status
+        report.setdefault("seconds", round(time.monotonic() - started, 3))
+        record.write_report(report)
+        exit_code = error_code if error_code is not None else EXIT_BY_STATUS.get(status, EXIT_NOT_FIXED)
+        publish(Finished(status, report.get("summary", ""), exit_code))
+        record.close()
+        workspace.remove()
+    return FixOutcome(record.run_id, record.dir, status, exit_code, report)
+
+
+def supports_native_tools(model_name: str) -> bool:
+    """Native tool calling unless litellm knows the model lacks it (then: text protocol)."""
+    if model_name.startswith("scripted/"):
+        return True
+    from .model import litellm_module
+
+    try:
+        return bool(litellm_module().supports_function_calling(model=model_name))
+    except Exception:  # unknown to litellm's table: try native, the common case
+        return True
+
+
+def _tool_context(ctx, genome: Genome, workspace: Path, runner, publish) -> ToolContext:
+    def run_command(command: str, timeout: float) -> tuple[int | None, str]:
+        result = runner.run(command, workspace, timeout=timeout)
+        publish(CommandRun(command, result.exit_code, result.output[-4000:], result.seconds,
+                           result.isolated))
+        return result.exit_code, result.output
+
+    def locate(text: str, k: int) -> dict[str, Any]:
+        from evoagent.memory.locate import locate as run_locate
+
+        return run_locate(ctx.root, text, store=ctx.store, cache_dir=ctx.state.cache_dir, k=k).to_json()
+
+    def recall(query: str, k: int) -> list[dict[str, Any]]:
+        from evoagent.memory.search import recall as run_recall
+
+        return [
+            {"sha": h.memory.sha, "subject": h.memory.subject, "files": h.memory.paths,
+             "score": h.score}
+            for h in run_recall(ctx.store, query, k=k)
+        ]
+
+    return ToolContext(
+        workspace=workspace,
+        output_limit=genome.settings.output.tool_output_chars,
+        run_command=run_command,
+        locate=locate,
+        recall=recall,
+        skills=genome.skills,
+        writable=genome.policy.allows_write,
+    )
+
+
+def _tests_text(run) -> str:
+    if run is None:
+        return "No test command was found for this repository."
+    return run.digest() if not run.ok else f"{len(run.passed)} passed, 0 failed"
+
+
+def _evidence(ctx: RepoContext, issue: str) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
+    """What memory suggests, shown to the model as evidence (never as instructions), and
+    the ids of the knowledge records it was shown (their usefulness is tracked)."""
+    from evoagent.memory.locate import locate as run_locate
+    from evoagent.memory.search import recall as run_recall
+    from evoagent.memory.search import recall_knowledge
+
+    hits = run_locate(ctx.root, issue, store=ctx.store, cache_dir=ctx.state.cache_dir, k=8,
+                      knowledge=ctx.knowledge)
+    known = recall_knowledge(ctx.knowledge, issue, k=3)
+    recalled = [
+        {"sha": h.knowledge.id, "subject": f"[approved fix] {h.knowledge.intent}",
+         "files": h.knowledge.files}
+        for h in known
+    ] + [
+        {"sha": h.memory.sha, "subject": h.memory.subject, "files": h.memory.paths}
+        for h in run_recall(ctx.store, issue, k=5)
+    ]
+    used = [h.knowledge.id for h in known]
+    if used:
+        ctx.knowledge.mark_used(used)
+    return hits.to_json(), recalled, used
+
+
+def _report(result: SolveResult, base: str, totals, seconds: float) -> dict[str, Any]:
+    best = result.best
+    return {
+        "base_sha": base,
+        "attempts": len(result.attempts),
+        "best_attempt": best.number if best else None,
+        "summary": best.outcome.summary if best else "",
+        "steps": totals.calls,  # model calls; an attempt cut off by the budget counts too
+        "tests": summarize(result),
+        "tokens": {"prompt": totals.prompt_tokens, "completion": totals.completion_tokens},
+        "cost_usd": totals.cost_usd,
+        "cost": totals.cost_label,
+        "budget": result.budget_reason or None,
+        "seconds": round(seconds, 3),
+    }
+
+
+def _apply(root: Path, patch: Path) -> bool:
+    check = subprocess.run(["git", "-C", str(root), "apply", "--check", str(patch)],
+                           capture_output=True, text=True)
+    if check.returncode != 0:
+        raise EvoError(f"the patch does not apply to the working tree: {check.stderr.strip()}")
+    subprocess.run(["git", "-C", str(root), "apply", str(patch)], check=True)
+    return True
+
+
+def _commit_branch(root: Path, result: SolveResult, run_id: str, issue: str) -> str:
+    """Commit the patch on `evoagent/fix-<slug>` from HEAD via a private index."""
+    slug = run_id.split("-", 2)[-1].rsplit("-", 1)[0] or "issue"
+    branch = f"evoagent/fix-{slug}"
+    with tempfile.TemporaryDirectory(prefix="evoagent-commit-") as tmp:
+        env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        patch = Path(tmp) / "patch.diff"
+        patch.write_text(result.patch)
+
+        def git(*args: str, stdin: str | None = None) -> str:
+            return subprocess.run(["git", "-C", str(root), *args], env=env, input=stdin,
+                                  capture_output=True, text=True, check=True).stdout.strip()
+
+        git("read-tree", "HEAD")
+        try:
+            git("apply", "--cached", str(patch))
+        except subprocess.CalledProcessError as exc:
+            # The patch was proven on HEAD plus the user's uncommitted changes and touches them.
+            reason = (exc.stderr.strip().splitlines() or ["does not apply"])[0]
+            raise EvoError(f"cannot commit the patch on HEAD, it needs your uncommitted "
+                           f"changes ({reason}); commit them first, or use --apply") from exc
+        tree = git("write-tree")
+        title = issue.splitlines()[0].strip()[:68] or "Fix issue"
+        message = f"{title}\n\n{result.best.outcome.summary if result.best else ''}\n\nEvoagent-Run: {run_id}\n"
+        sha = git("commit-tree", tree, "-p", "HEAD", stdin=message)
+        # A second run on the same issue gets its own branch instead of moving the first.
+        taken = git("for-each-ref", "--format=%(refname:short)", f"refs/heads/{branch}*").split()
+        if branch in taken:
+            branch = f"{branch}-{run_id.rsplit('-', 1)[-1]}"
+        # The empty old value makes update-ref refuse to overwrite an existing ref.
+        git("update-ref", f"refs/heads/{branch}", sha, "")
+    return branch

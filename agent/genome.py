@@ -1,0 +1,378 @@
+"""The genome: the agent's editable definition (settings, policy, prompts, skills).
+
+It lives in `.evoagent/agent/` (a git repository of its own, copied from the packaged
+`.agent-template/` by `init_genome`). Loading validates all of it up front, so a broken
+genome fails with one line naming the file and the problem, never halfway through a run.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path, PurePosixPath
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, Field, ValidationError
+
+from .errors import EvoError
+
+SUPPORTED_VERSIONS = (1,)
+PROMPTS = ("system", "task", "refine", "commit_message")
+
+TEMPLATE_VARS: dict[str, frozenset[str]] = {
+    "system": frozenset({"tools", "tool_protocol", "project_instructions", "skills", "repo_map"}),
+    "task": frozenset(
+        {"issue", "locate_hits", "recall_hits", "require_reproduction", "test_command"}
+    ),
+    "refine": frozenset({"attempt", "max_attempts", "digest", "diff_since_last"}),
+    "commit_message": frozenset({"issue", "diff_stat"}),
+}
+"""The kernel's contract with each prompt: the variables it passes. A template that uses any
+other variable fails at load time, not mid-run."""
+
+GENOME_IDENTITY = ("evoagent", "evoagent@localhost")
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+class GenomeError(EvoError):
+    def __init__(self, path: Path | str, problem: str):
+        self.path = Path(path)
+        self.problem = " ".join(problem.split())
+        super().__init__(f"{path}: {self.problem}")
+
+
+class LoopSettings(BaseModel, extra="forbid"):
+    max_steps: int = Field(default=60, ge=1)
+    """Model turns per attempt before the loop stops."""
+    max_cost_usd: float = Field(default=3.0, ge=0)
+    """Dollar cap for the whole session (all attempts); 0 means no cap."""
+    max_seconds: float = Field(default=1800, gt=0)
+    """Wall-time cap for the whole session."""
+    refine_attempts: int = Field(default=2, ge=0)
+    """How many times the kernel hands failing tests back to the agent after `finish`."""
+    require_reproduction: bool = True
+    """When no test covers the issue, the agent must first write a failing reproducing test."""
+
+
+class ToolSettings(BaseModel, extra="forbid"):
+    enabled: list[str] = Field(default_factory=list)
+    """Registry names of the tools the agent may call (filtered through policy.toml)."""
+
+
+class ModelRoles(BaseModel, extra="forbid"):
+    main: str = ""
+    """litellm model for the coding agent; empty uses the configured model."""
+    meta: str = ""
+    """Model for the meta agent that evolves the genome; empty uses the configured model."""
+    summarize: str = ""
+    """Optional cheap model for digests and summaries; empty falls back to `main`."""
+
+    def resolve(self, role: str, configured: str) -> str:
+        """The model name for `role`, falling back to `main`, then to `configured`."""
+        value = getattr(self, role)
+        if not value and role == "summarize":
+            value = self.main
+        return value or configured
+
+
+class OutputSettings(BaseModel, extra="forbid"):
+    tool_output_chars: int = Field(default=12_000, ge=500)
+    """Characters of one tool result the model sees (head and tail are kept)."""
+
+
+class AgentSettings(BaseModel, extra="forbid"):
+    version: int
+    """Genome format version (see SUPPORTED_VERSIONS)."""
+    loop: LoopSettings = Field(default_factory=LoopSettings)
+    """Loop limits and the self-refinement budget."""
+    tools: ToolSettings = Field(default_factory=ToolSettings)
+    """Which tools are enabled."""
+    models: ModelRoles = Field(default_factory=ModelRoles)
+    """Model per role."""
+    output: OutputSettings = Field(default_factory=OutputSettings)
+    """Bounds on what the model is shown."""
+
+
+class Policy(BaseModel, extra="forbid"):
+    version: int = 1
+    """Policy format version."""
+    tools: list[str] = Field(default_factory=list)
+    """Tools that may run at all."""
+    network: bool = False
+    """Whether sandboxed commands get network access."""
+    writable: list[str] = Field(default_factory=lambda: ["**"])
+    """Globs (relative to the repo root) the agent may write; `**` crosses directories."""
+    protected: list[str] = Field(default_factory=list)
+    """Globs the agent may never write, even when `writable` matches."""
+
+    def allows_tool(self, name: str) -> bool:
+        return name in self.tools
+
+    def allows_write(self, rel_path: str) -> bool:
+        path = PurePosixPath(rel_path.replace("\\", "/")).as_posix()
+
+        def matches(globs: list[str]) -> bool:
+            return any(_glob_regex(g).fullmatch(path) for g in globs)
+
+        return matches(self.writable) and not matches(self.protected)
+
+    def loosenings(self, candidate: Policy) -> list[str]:
+        """How `candidate` would be looser than this policy (empty when it only tightens)."""
+        found = [f"tool {t!r} added" for t in candidate.tools if t not in self.tools]
+        if candidate.network and not self.network:
+            found.append("network turned on")
+        found += [f"writable {g!r} added" for g in candidate.writable if g not in self.writable]
+        found += [f"protected {g!r} removed" for g in self.protected if g not in candidate.protected]
+        return found
+
+
+@cache
+def _glob_regex(glob: str) -> re.Pattern[str]:
+    out, i = [], 0
+    while i < len(glob):
+        if glob.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif glob.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif glob[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif glob[i] == "?":
+            out.append("[^/]")
+            i += 1
+        else:
+            out.append(re.escape(glob[i]))
+            i += 1
+    return re.compile("".join(out))
+
+
+@dataclass(frozen=True)
+class Skill:
+    name: str
+    description: str
+    text: str
+
+
+class Genome:
+    def __init__(self, path: Path, settings: AgentSettings, policy: Policy, skills: dict[str, Skill]):
+        self.path = path
+        self.settings = settings
+        self.policy = policy
+        self.skills = skills
+        self._env = _environment(path)
+
+    @classmethod
+    def load(cls, path: Path) -> Genome:
+        path = Path(path)
+        if not path.is_dir():
+            raise GenomeError(path, "no genome here (run `evoagent init`)")
+        settings = _model(AgentSettings, path / "agent.toml")
+        policy = _model(Policy, path / "policy.toml")
+        _check_tools(path / "agent.toml", "[tools] enabled", settings.tools.enabled)
+        _check_tools(path / "policy.toml", "tools", policy.tools)
+        genome = cls(path, settings, policy, _load_skills(path / "skills"))
+        genome._check_templates()
+        return genome
+
+    @property
+    def tools(self) -> list[str]:
+        """Enabled tools that the policy allows, in agent.toml order."""
+        return [t for t in self.settings.tools.enabled if self.policy.allows_tool(t)]
+
+    def skills_index(self) -> list[dict[str, str]]:
+        return [{"name": s.name, "description": s.description} for s in self.skills.values()]
+
+    def render(self, template_name: str, **variables: Any) -> str:
+        """Render a prompt (`system`, or a path such as `meta/propose.j2`), stripped."""
+        import jinja2
+
+        rel = _template_rel(template_name)
+        if not (self.path / rel).is_file():
+            raise GenomeError(self.path / rel, "missing prompt file")
+        template = self._env.get_template(rel)
+        try:
+            return template.render(**variables).strip()
+        except jinja2.UndefinedError as exc:
+            where = _render_line(exc, template.filename)
+            raise GenomeError(self.path / rel, f"render error{where}: {exc.message}") from exc
+
+    def _check_templates(self) -> None:
+        import jinja2
+        from jinja2 import meta
+
+        names = [_template_rel(p) for p in PROMPTS]
+        for folder in ("prompts", "meta"):
+            names += sorted(
+                p.relative_to(self.path).as_posix()
+                for p in (self.path / folder).glob("**/*.j2")
+                if p.relative_to(self.path).as_posix() not in names
+            )
+        for rel in names:
+            file = self.path / rel
+            if not file.is_file():
+                raise GenomeError(file, "missing prompt file")
+            try:
+                source = file.read_text(encoding="utf-8")
+                ast = self._env.parse(source, rel, str(file))
+                self._env.get_template(rel)
+            except jinja2.TemplateSyntaxError as exc:
+                raise GenomeError(file, f"template syntax error at line {exc.lineno}: {exc.message}") from exc
+            except UnicodeDecodeError as exc:
+                raise GenomeError(file, "not UTF-8 text") from exc
+            allowed = TEMPLATE_VARS.get(Path(rel).stem) if rel.startswith("prompts/") else None
+            if allowed is not None:
+                unknown = sorted(meta.find_undeclared_variables(ast) - allowed)
+                if unknown:
+                    raise GenomeError(
+                        file,
+                        f"unknown variable {unknown[0]!r} (available: {', '.join(sorted(allowed))})",
+                    )
+
+
+def _template_rel(name: str) -> str:
+    rel = name if "/" in name else f"prompts/{name}"
+    return rel if rel.endswith(".j2") else f"{rel}.j2"
+
+
+def _environment(root: Path) -> Any:
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(root)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+
+
+def _render_line(exc: BaseException, filename: str | None) -> str:
+    """' at line N' from the traceback jinja2 rewrites to point into the template."""
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if filename and tb.tb_frame.f_code.co_filename == filename:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return f" at line {line}" if line else ""
+
+
+def _read_toml(file: Path) -> dict[str, Any]:
+    if not file.is_file():
+        raise GenomeError(file, "missing file")
+    try:
+        return tomllib.loads(file.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise GenomeError(file, f"invalid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise GenomeError(file, "not UTF-8 text") from exc
+
+
+def _model(model: type[_M], file: Path) -> _M:
+    data = _read_toml(file)
+    version = data.get("version")
+    if version is None and model is AgentSettings:
+        raise GenomeError(file, "missing 'version'")
+    if version is not None and version not in SUPPORTED_VERSIONS:
+        supported = ", ".join(map(str, SUPPORTED_VERSIONS))
+        raise GenomeError(file, f"unsupported genome version {version!r} (supported: {supported})")
+    try:
+        return model(**data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise GenomeError(file, f"{where}: {first['msg']}") from exc
+
+
+def _check_tools(file: Path, where: str, names: list[str]) -> None:
+    from evoagent.agent.tools import TOOLS
+
+    for name in names:
+        if name not in TOOLS:
+            known = ", ".join(sorted(TOOLS))
+            raise GenomeError(file, f"{where}: unknown tool {name!r} (known: {known})")
+
+
+def _load_skills(folder: Path) -> dict[str, Skill]:
+    skills = {}
+    for file in sorted(folder.glob("*.md")) if folder.is_dir() else []:
+        try:
+            text = file.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise GenomeError(file, "not UTF-8 text") from exc
+        front, body = _front_matter(text)
+        description = front.get("description", "").strip()
+        if not description:
+            raise GenomeError(file, "missing front matter 'description: ...' (one line)")
+        skills[file.stem] = Skill(file.stem, description, body.strip())
+    return skills
+
+
+def _front_matter(text: str) -> tuple[dict[str, str], str]:
+    lines = text.splitlines()
+    if not lines or lines[0].strip() != "---":
+        return {}, text
+    for end in range(1, len(lines)):
+        if lines[end].strip() == "---":
+            pairs = (line.split(":", 1) for line in lines[1:end] if ":" in line)
+            return {k.strip(): v.strip() for k, v in pairs}, "\n".join(lines[end + 1 :])
+    return {}, text
+
+
+def template_dir() -> Path:
+    """The packaged `.agent-template` (installed as `evoagent.agent_template`), or the
+    checkout's copy in an editable install that does not map it."""
+    try:
+        spec = importlib.util.find_spec("evoagent.agent_template")
+    except ModuleNotFoundError:
+        spec = None
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        if (Path(location) / "agent.toml").is_file():
+            return Path(location)
+    return Path(__file__).resolve().parents[1] / ".agent-template"
+
+
+def init_genome(dest: Path) -> bool:
+    """Make `dest` a genome repository (template copy, branch main, one commit). Idempotent:
+    an existing genome is left as it is. Returns True when it created the commit."""
+    dest = Path(dest)
+    if not (dest / "agent.toml").exists():
+        source = template_dir()
+        if not (source / "agent.toml").is_file():
+            raise GenomeError(source, "genome template not found (broken installation)")
+        shutil.copytree(
+            source, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+        )
+    if not (dest / ".git").exists():
+        _git(dest, "init", "-q", "-b", "main", "--template=")
+    if _git(dest, "rev-parse", "--verify", "--quiet", "HEAD", check=False) is not None:
+        return False
+    _git(dest, "add", "-A")
+    _git(dest, "commit", "-q", "--no-verify", "-m", "Initial genome from evoagent's template")
+    return True
+
+
+def _git(repo: Path, *args: str, check: bool = True) -> str | None:
+    name, email = GENOME_IDENTITY
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email,
+        "GIT_COMMITTER_NAME": name, "GIT_COMMITTER_EMAIL": email,
+        # The user's global config may sign commits, run hooks or add template files.
+        "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
+    }
+    cmd = ["git", "-c", "commit.gpgsign=false", "-c", f"core.hooksPath={os.devnull}", *args]
+    proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        if not check:
+            return None
+        raise GenomeError(repo, f"git {args[0]} failed: {proc.stderr.strip() or proc.returncode}")
+    return proc.stdout

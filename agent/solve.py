@@ -1,0 +1,230 @@
+"""Self-refinement: the kernel, not the agent, decides whether an attempt worked.
+
+After the agent calls `finish`, the tests run in the sandbox. Failures become a compact
+digest handed back for another attempt, up to the genome's `refine_attempts`. Every
+attempt is a checkpoint commit in the workspace, and the result is the best attempt by test
+outcome: a later attempt that breaks more tests never wins. When the winning patch adds or
+changes tests, the kernel also checks that those tests fail without the code change (the
+issue was reproduced) and pass with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from evoagent.memory.commit_names import is_test_path
+from evoagent.sandbox.protocols import Runner
+from evoagent.sandbox.testdetect import TestCommand
+from evoagent.sandbox.testrun import TestRun, run_tests
+from evoagent.sandbox.workspace import Workspace, git
+
+from .events import DiffProposed, Event, TestResult
+from .genome import Genome
+from .loop import AgentLoop, AttemptOutcome, LoopConfig
+from .model import Model
+from .tools.base import ToolContext
+from .usage import BudgetExhausted
+
+
+@dataclass
+class Attempt:
+    number: int
+    sha: str
+    outcome: AttemptOutcome
+    tests: TestRun | None
+    diff: str
+
+    def failures(self) -> set[str]:
+        return set(self.tests.failed + self.tests.errors) if self.tests else set()
+
+    def rank(self, before: TestRun | None) -> tuple[int, int, int, int]:
+        """Smaller is better: no empty patch, fewest new failures, fewest failures, latest."""
+        broken = self.failures() - (set(before.failed + before.errors) if before else set())
+        return (0 if self.diff.strip() else 1, len(broken), len(self.failures()), -self.number)
+
+
+@dataclass
+class Reproduction:
+    tests: list[str]
+    failed_without_fix: bool
+    passed_with_fix: bool
+
+
+@dataclass
+class SolveResult:
+    status: str  # fixed | not_fixed | not_verified | budget_exhausted
+    attempts: list[Attempt]
+    best: Attempt | None
+    before: TestRun | None
+    reproduction: Reproduction | None = None
+    budget_reason: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def patch(self) -> str:
+        return self.best.diff if self.best else ""
+
+
+@dataclass
+class Solver:
+    workspace: Workspace
+    runner: Runner
+    model: Model
+    genome: Genome
+    ctx: ToolContext
+    emit: Callable[[Event], None]
+    test_command: TestCommand | None
+    test_timeout: float = 900.0
+    native_tools: bool = True
+
+    def run_tests(self, test_ids: list[str] | None = None) -> TestRun | None:
+        if self.test_command is None:
+            return None
+        return run_tests(
+            self.runner, self.workspace.path, self.test_command,
+            test_ids=test_ids or (), timeout=self.test_timeout,
+        )
+
+    def solve(self, system_prompt: str, task_prompt: str) -> SolveResult:
+        loop_settings = self.genome.settings.loop
+        before = self.run_tests()
+        loop = AgentLoop(
+            self.model, self.ctx,
+            LoopConfig(self.genome.tools, loop_settings.max_steps, self.native_tools),
+            self.emit,
+            [{"role": "system", "content": system_prompt}, {"role": "user", "content": task_prompt}],
+        )
+        attempts: list[Attempt] = []
+        budget_reason = ""
+        last_sha = self.workspace.base
+        for number in range(1, loop_settings.refine_attempts + 2):
+            try:
+                outcome = loop.run()
+            except BudgetExhausted as exc:
+                budget_reason = exc.message
+                outcome = AttemptOutcome(f"(budget exhausted: {exc.reason})", 0, False)
+            sha = self.workspace.checkpoint(f"evoagent attempt {number}")
+            diff = self.workspace.diff_since_base()
+            self.emit(DiffProposed(diff, number))
+            tests = self.run_tests()
+            attempt = Attempt(number, sha, outcome, tests, diff)
+            attempts.append(attempt)
+            if tests is not None:
+                self.emit(TestResult(
+                    number, len(tests.passed), len(tests.failed), len(tests.errors),
+                    (tests.failed + tests.errors)[:20], tests.digest() if not tests.ok else "",
+                ))
+            if budget_reason or self._good(attempt, before) or tests is None:
+                break
+            if number > loop_settings.refine_attempts:
+                if not outcome.finished and outcome.steps >= loop_settings.max_steps:
+                    # The last attempt was cut off, not finished: the run ran out of steps.
+                    budget_reason = (f"budget exhausted: all {loop_settings.max_steps} steps "
+                                     f"of attempt {number} used")
+                break
+            loop.messages.append({"role": "user", "content": self.genome.render(
+                "refine", attempt=number, max_attempts=loop_settings.refine_attempts,
+                digest=tests.digest(), diff_since_last=_diff(self.workspace, last_sha, sha),
+            )})
+            last_sha = sha
+        best = min(attempts, key=lambda a: a.rank(before)) if attempts else None
+        if best is not None:
+            self.workspace.reset_to(best.sha)
+        result = SolveResult("not_fixed", attempts, best, before, budget_reason=budget_reason)
+        if best is not None and best.diff.strip() and best.tests is not None:
+            result.reproduction = self._reproduce(best)
+        result.status = self._status(result)
+        return result
+
+    def _good(self, attempt: Attempt, before: TestRun | None) -> bool:
+        """No test that passed before fails now, and the change shows progress: a test that
+        failed before passes now, or the patch's own tests pass (a reproduction), or
+        everything passes. Failures unrelated to the change (no network, say) that failed
+        before and still fail are tolerated."""
+        if not attempt.diff.strip() or attempt.tests is None:
+            return False
+        after = attempt.failures()
+        if not after and (attempt.tests.passed or attempt.tests.exit_code == 0):
+            return True
+        failing_before = set(before.failed + before.errors) if before else set()
+        if after - failing_before:
+            return False
+        touched = _touched_tests(attempt.diff)
+        if any(f.split("::")[0] in touched for f in after):
+            return False
+        fixed_some = bool(failing_before - after)
+        own_tests_pass = bool(touched) and any(p.split("::")[0] in touched for p in attempt.tests.passed)
+        return fixed_some or own_tests_pass
+
+    def _status(self, result: SolveResult) -> str:
+        if result.best is None or not result.best.diff.strip():
+            return "budget_exhausted" if result.budget_reason else "not_fixed"
+        if result.best.tests is None:
+            return "not_verified"
+        if self._good(result.best, result.before):
+            return "fixed"
+        return "budget_exhausted" if result.budget_reason else "not_fixed"
+
+    def _reproduce(self, best: Attempt) -> Reproduction | None:
+        """Run the patch's own tests on the code without the fix: they should fail there."""
+        tests = _touched_tests(best.diff)
+        if not tests:
+            return None
+        code_files = [p for p in _diff_paths(best.diff) if not is_test_path(p)]
+        if not code_files:
+            return None
+        try:
+            git(self.workspace.path, "checkout", "-q", self.workspace.base, "--", *code_files)
+            without = self.run_tests(tests)
+        except Exception:  # a file the fix created has no base version: restore below
+            without = None
+        finally:
+            self.workspace.reset_to(best.sha)
+        with_fix = self.run_tests(tests)
+        return Reproduction(
+            tests,
+            failed_without_fix=bool(without and not without.ok),
+            passed_with_fix=bool(with_fix and with_fix.ok),
+        )
+
+
+def _diff(workspace: Workspace, old: str, new: str) -> str:
+    return git(workspace.path, "diff", "--no-color", "--stat", "-p", old, new)[-4000:]
+
+
+def _diff_paths(diff: str) -> list[str]:
+    paths = []
+    for line in diff.splitlines():
+        if line.startswith("diff --git a/"):
+            paths.append(line.split(" b/", 1)[-1])
+    return list(dict.fromkeys(paths))
+
+
+def _touched_tests(diff: str) -> list[str]:
+    return [p for p in _diff_paths(diff) if is_test_path(p) and p.endswith(".py")]
+
+
+def summarize(result: SolveResult) -> dict[str, Any]:
+    """The test part of report.json."""
+
+    def counts(run: TestRun | None) -> dict[str, Any] | None:
+        if run is None:
+            return None
+        return {
+            "passed": run.passed, "failed": run.failed, "errors": run.errors,
+            "exit_code": run.exit_code, "junit": run.junit_found,
+        }
+
+    return {
+        "before": counts(result.before),
+        "after": counts(result.best.tests if result.best else None),
+        "reproduction": (
+            None if result.reproduction is None else {
+                "tests": result.reproduction.tests,
+                "failed_without_fix": result.reproduction.failed_without_fix,
+                "passed_with_fix": result.reproduction.passed_with_fix,
+            }
+        ),
+    }

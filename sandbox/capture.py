@@ -1,0 +1,147 @@
+"""Run one process: its own session, output read incrementally and capped, limits enforced."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from evoagent.sandbox.limits import (
+    WATCH_INTERVAL,
+    Limits,
+    PidsCgroup,
+    count_descendants,
+    make_preexec,
+    needs_watchdog,
+)
+from evoagent.sandbox.protocols import CommandResult
+
+CHUNK = 1 << 16
+DRAIN_GRACE = 1.0
+
+
+class HeadTail:
+    """Keeps the first and last `cap // 2` bytes of a stream, discarding the middle."""
+
+    def __init__(self, cap: int):
+        self.half = max(cap // 2, 1)
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.dropped = 0
+
+    def feed(self, data: bytes) -> None:
+        room = self.half - len(self.head)
+        if room > 0:
+            self.head += data[:room]
+            data = data[room:]
+        if not data:
+            return
+        self.tail += data
+        excess = len(self.tail) - self.half
+        if excess > 0:
+            del self.tail[:excess]
+            self.dropped += excess
+
+    @property
+    def truncated(self) -> bool:
+        return self.dropped > 0
+
+    def text(self) -> str:
+        middle = f"\n[... {self.dropped} bytes of output omitted ...]\n" if self.dropped else ""
+        return self.head.decode("utf-8", "replace") + middle + self.tail.decode("utf-8", "replace")
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def execute(
+    argv: Sequence[str],
+    *,
+    display: str,
+    cwd: Path | None,
+    env: dict[str, str],
+    limits: Limits,
+    isolated: bool,
+) -> CommandResult:
+    """Run `argv` in a new session under `limits` and return what happened.
+
+    When the main process exits, whatever is left in its process group is killed, so a
+    background child cannot hold the output pipe open until the timeout.
+    """
+    cgroup = PidsCgroup.create(limits.max_processes) if limits.max_processes else None
+    watch = needs_watchdog(limits, cgroup)
+    capture = HeadTail(limits.output_bytes)
+    note = ""
+    start = time.monotonic()
+    deadline = start + limits.timeout
+    timed_out = False
+    try:
+        try:
+            proc = subprocess.Popen(
+                list(argv),
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=make_preexec(limits, cgroup),
+            )
+        except OSError as exc:  # missing program or cwd: report it like a shell would
+            return CommandResult(display, 127, f"{exc}\n", False, 0.0, False, isolated)
+        assert proc.stdout is not None
+        fd = proc.stdout.fileno()
+        with selectors.DefaultSelector() as selector:
+            selector.register(fd, selectors.EVENT_READ)
+            next_watch = start + WATCH_INTERVAL
+            exited_at: float | None = None
+            while True:
+                now = time.monotonic()
+                if exited_at is None and proc.poll() is not None:
+                    exited_at = now
+                    _kill_group(proc.pid)
+                if exited_at is not None and now - exited_at > DRAIN_GRACE:
+                    break
+                if exited_at is None and now >= deadline:
+                    timed_out = True
+                    note = f"\n[evoagent: killed after the {limits.timeout:g} s time limit]\n"
+                    _kill_group(proc.pid)
+                    proc.wait()
+                    exited_at = time.monotonic()
+                    continue
+                if watch and exited_at is None and now >= next_watch:
+                    next_watch = now + WATCH_INTERVAL
+                    if count_descendants(proc.pid) > limits.max_processes + 1:
+                        note = f"\n[evoagent: killed past {limits.max_processes} processes]\n"
+                        _kill_group(proc.pid)
+                        proc.wait()
+                        exited_at = time.monotonic()
+                        continue
+                wait = min(max(deadline - now, 0), WATCH_INTERVAL)
+                if selector.select(wait):
+                    data = os.read(fd, CHUNK)
+                    if not data:
+                        break
+                    capture.feed(data)
+        proc.stdout.close()
+        exit_code = proc.wait()
+    finally:
+        if cgroup is not None:
+            cgroup.close()
+    output = capture.text() + note
+    return CommandResult(
+        command=display,
+        exit_code=exit_code,
+        output=output,
+        truncated=capture.truncated,
+        seconds=time.monotonic() - start,
+        timed_out=timed_out,
+        isolated=isolated,
+    )

@@ -1,0 +1,83 @@
+"""Parse per-test outcomes from JUnit XML (pytest, gotestsum) and `go test -json` streams."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+RANK = {"passed": 0, "skipped": 1, "failed": 2, "errors": 3}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One test's result; `message` and `detail` are empty unless it failed or errored."""
+
+    test_id: str
+    status: str
+    """passed | failed | errors | skipped"""
+    message: str = ""
+    detail: str = ""
+
+
+def _pytest_id(case: ET.Element) -> str:
+    """A pytest node id from an xunit1 testcase (file, classname and name attributes)."""
+    name = case.get("name", "")
+    classname = case.get("classname", "")
+    file = case.get("file")
+    if not file:
+        return f"{classname}::{name}" if classname else name
+    module = file.removesuffix(".py").replace("/", ".")
+    rest = classname.removeprefix(module).lstrip(".")
+    return "::".join(part for part in (file, *rest.split("."), name) if part)
+
+
+def parse_junit(path: Path) -> list[Outcome]:
+    """Outcomes in file order; a test reported twice (call failed, teardown errored) keeps
+    its worst status."""
+    root = ET.parse(path).getroot()
+    found: dict[str, Outcome] = {}
+    for case in root.iter("testcase"):
+        test_id = _pytest_id(case)
+        outcome = Outcome(test_id, "passed")
+        for tag, status in (("error", "errors"), ("failure", "failed"), ("skipped", "skipped")):
+            node = case.find(tag)
+            if node is not None:
+                text = (node.text or "").strip()
+                outcome = Outcome(test_id, status, node.get("message", "") or "", text)
+                break
+        previous = found.get(test_id)
+        if previous is None or RANK[outcome.status] > RANK[previous.status]:
+            found[test_id] = outcome
+    return list(found.values())
+
+
+def parse_go_json(stream: str) -> list[Outcome]:
+    """Outcomes from `go test -json` output (`pkg/TestName` ids; package-level failures too)."""
+    output: dict[str, list[str]] = {}
+    found: dict[str, Outcome] = {}
+    status_of = {"pass": "passed", "fail": "failed", "skip": "skipped"}
+    for line in stream.splitlines():
+        if not line.startswith("{"):
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        key = f"{event.get('Package', '')}/{event['Test']}" if event.get("Test") else ""
+        if not key:
+            continue
+        action = event.get("Action")
+        if action == "output":
+            output.setdefault(key, []).append(event.get("Output", ""))
+        elif action in status_of:
+            detail = "".join(output.get(key, [])).strip()
+            message = next((ln.strip() for ln in detail.splitlines() if ".go:" in ln), "")
+            found[key] = Outcome(
+                key,
+                status_of[action],
+                message if action == "fail" else "",
+                detail if action == "fail" else "",
+            )
+    return list(found.values())

@@ -1,0 +1,74 @@
+"""The unisolated fallback: same limits and scrubbed environment, no filesystem or network
+isolation. It warns on every construction; `make_runner(strict=True)` refuses it instead."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from evoagent.sandbox.bwrap import BwrapRunner, bwrap_path, home_dirs, shell_argv
+from evoagent.sandbox.capture import execute
+from evoagent.sandbox.config import SandboxConfig
+from evoagent.sandbox.env import sandbox_env
+from evoagent.sandbox.protocols import CommandResult, Runner
+
+log = logging.getLogger(__name__)
+
+UNISOLATED_WARNING = (
+    "bubblewrap (bwrap) not found: commands run UNISOLATED, with full access to your files, "
+    "network and credentials on disk. Install bubblewrap, or pass strict to refuse."
+)
+
+
+class SandboxUnavailable(RuntimeError):
+    """Isolation was required (strict) but bubblewrap is not available."""
+
+
+class UnisolatedWarning(UserWarning):
+    pass
+
+
+class LocalRunner:
+    """Runs commands directly on the host (isolated=False in every result)."""
+
+    isolated = False
+
+    def __init__(self, config: SandboxConfig | None = None):
+        self.config = config or SandboxConfig()
+        warnings.warn(UNISOLATED_WARNING, UnisolatedWarning, stacklevel=2)
+        log.warning(UNISOLATED_WARNING)
+
+    def run(
+        self,
+        command: str | Sequence[str],
+        cwd: Path,
+        timeout: float | None = None,
+        env: dict[str, str] | None = None,
+        writable: Sequence[Path] = (),
+    ) -> CommandResult:
+        argv, display = shell_argv(command)
+        homes = home_dirs()
+        config = self.config
+        full_env = sandbox_env(
+            homes[0] if homes else Path("/tmp"), config.venv, {**config.env, **(env or {})}
+        )
+        limits = config.limits if timeout is None else replace(config.limits, timeout=timeout)
+        return execute(
+            argv, display=display, cwd=Path(cwd), env=full_env, limits=limits, isolated=False
+        )
+
+
+def make_runner(config: SandboxConfig | None = None, strict: bool = False) -> Runner:
+    """The bubblewrap runner when bwrap exists; otherwise the unisolated one (with a loud
+    warning), or SandboxUnavailable when `strict`."""
+    if bwrap_path() is not None:
+        return BwrapRunner(config)
+    if strict:
+        raise SandboxUnavailable(
+            "bubblewrap (bwrap) is required in strict mode but was not found on PATH; "
+            "install it (e.g. apt-get install bubblewrap)"
+        )
+    return LocalRunner(config)
