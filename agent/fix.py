@@ -1,8 +1,9 @@
 """`evoagent fix`: issue in, sandboxed fix proven by the repo's tests out.
 
-Wires the parts together for one session: the genome, the model, a sandbox workspace,
-memory (locate/recall as evidence), the tools, the solver, and the run record. Front ends
-(the CLI today, the app later) pass an `emit` callable and get every event.
+Wires the parts together for one session (`run_request`): the genome, the model, a sandbox
+workspace, memory (locate/recall as evidence), the tools, the solver, and the run record.
+Front ends pass an `emit` callable and get every event; `run_fix` (headless) and the app's
+`Session.ask` both run through `run_request`, differing only in their `RunControls`.
 
 The user's working tree is written only with `apply=True`; `commit=True` makes a branch
 from HEAD without touching the working tree or the index.
@@ -23,6 +24,7 @@ from typing import Any
 from .errors import EXIT_BUDGET, EXIT_NOT_FIXED, EXIT_OK, EvoError
 from .events import CommandRun, CostUpdate, Event, Finished, SessionStarted
 from .genome import Genome, init_genome
+from .loop import Cancelled
 from .model import Model
 from .model_select import select_model
 from .repo_context import RepoContext
@@ -31,7 +33,7 @@ from .solve import Solver, SolveResult, summarize
 from .tools import tool_schemas
 from .tools.base import ToolContext
 from .tools.protocol import text_protocol_help
-from .usage import Budget, SessionUsage
+from .usage import Budget, SessionTotals, SessionUsage
 
 EXIT_INTERRUPTED = 130
 """Ctrl-C, as shells report SIGINT."""
@@ -42,6 +44,7 @@ EXIT_BY_STATUS = {
     "not_verified": EXIT_NOT_FIXED,
     "budget_exhausted": EXIT_BUDGET,
     "interrupted": EXIT_INTERRUPTED,
+    "cancelled": EXIT_INTERRUPTED,
 }
 
 
@@ -62,6 +65,10 @@ class FixOutcome:
     status: str
     exit_code: int
     report: dict[str, Any]
+    patch: str = ""
+    """The proposed patch (also in run_dir/patch.diff)."""
+    usage: SessionTotals | None = None
+    """Tokens and cost of this run."""
 
 
 def read_github_event(path: Path) -> str:
@@ -93,43 +100,85 @@ def project_instructions(root: Path) -> str:
     return ""
 
 
+@dataclass
+class RunControls:
+    """What a front end adds to one run beyond the request: headless `fix` sets `strict` and
+    `after_solve` (apply/commit), the app's Session sets approval, cancel and sandbox hooks."""
+
+    strict: bool = False
+    """Refuse to run without bubblewrap isolation."""
+    approve: Callable[[str, str], bool] | None = None
+    """`ToolContext.approve`: asked before edits, writes and commands (None: never asks)."""
+    should_stop: Callable[[], bool] | None = None
+    """Polled at step boundaries; true ends the run with status "cancelled"."""
+    on_sandbox: Callable[[Any, Any], None] | None = None
+    """Called with (Workspace, Runner) once the sandbox exists (isolation, process kill)."""
+    after_solve: Callable[[SolveResult, RunRecord, dict[str, Any]], None] | None = None
+    """Called after the patch is written, before the report: may add to the report."""
+
+
 def run_fix(
     ctx: RepoContext, options: FixOptions, emit: Callable[[Event], None] = lambda e: None
 ) -> FixOutcome:
+    def deliver(result: SolveResult, record: RunRecord, report: dict[str, Any]) -> None:
+        if result.status == "fixed" and result.patch.strip():
+            if options.apply:
+                report["applied"] = _apply(ctx.root, record.patch_path)
+            if options.commit:
+                report["branch"] = _commit_branch(ctx.root, result, record.run_id, options.issue)
+
+    return run_request(ctx, options.issue, options.model, emit,
+                       RunControls(strict=options.strict, after_solve=deliver))
+
+
+def run_request(
+    ctx: RepoContext,
+    request: str,
+    model: str | None,
+    emit: Callable[[Event], None],
+    controls: RunControls | None = None,
+) -> FixOutcome:
+    """One run end to end in a fresh sandbox: genome, model, workspace, tools, evidence,
+    solver, run record. The user's tree is touched only by `controls.after_solve`."""
     from evoagent.sandbox.local import make_runner
     from evoagent.sandbox.testdetect import detect_test_command
     from evoagent.sandbox.workspace import Workspace
 
+    controls = controls or RunControls()
     if not ctx.has_commits():
         raise EvoError("this repository has no commits yet: nothing to fix against")
     genome = load_genome(ctx)
-    model_name = select_model(options.model or ctx.settings.model or None).name
+    model_name = select_model(model or ctx.settings.model or None).name
     loop = genome.settings.loop
     session = SessionUsage()
     budget = Budget(loop.max_steps * (loop.refine_attempts + 1), loop.max_cost_usd or None, loop.max_seconds)
-    model = Model(name=model_name, session=session, budget=budget)
-    record = RunRecord(ctx.state.runs_dir, new_run_id(options.issue.splitlines()[0]))
+    llm = Model(name=model_name, session=session, budget=budget)
+    record = RunRecord(ctx.state.runs_dir, new_run_id(request.splitlines()[0]))
     started = time.monotonic()
 
     def publish(event: Event) -> None:
         record.write_event(event)
         emit(event)
 
-    publish(SessionStarted(record.run_id, options.issue, model_name))
+    publish(SessionStarted(record.run_id, request, model_name))
     workspace = Workspace.create(ctx.root, ctx.state.dir / "sandboxes", id=record.run_id)
-    report: dict[str, Any] = {"run_id": record.run_id, "issue": options.issue, "model": model_name}
+    report: dict[str, Any] = {"run_id": record.run_id, "issue": request, "model": model_name}
     status = "error"
     error_code: int | None = None
+    patch = ""
     try:
         runner = make_runner(workspace.sandbox_config(allow_network=genome.policy.network),
-                             strict=options.strict)
+                             strict=controls.strict)
+        if controls.on_sandbox is not None:
+            controls.on_sandbox(workspace, runner)
         test_command = detect_test_command(workspace.path, ctx.settings.test_command)
         tools_ctx = _tool_context(ctx, genome, workspace.path, runner, publish)
+        tools_ctx.approve = controls.approve
         native = supports_native_tools(model_name)
-        solver = Solver(workspace, runner, model, genome, tools_ctx, publish, test_command,
-                        native_tools=native)
+        solver = Solver(workspace, runner, llm, genome, tools_ctx, publish, test_command,
+                        native_tools=native, should_stop=controls.should_stop)
         tools_ctx.run_tests = lambda ids: _tests_text(solver.run_tests(ids))
-        locate_hits, recall_hits, knowledge_used = _evidence(ctx, options.issue)
+        locate_hits, recall_hits, knowledge_used = _evidence(ctx, request)
         system = genome.render(
             "system",
             tools=[{"name": s["function"]["name"], "description": s["function"]["description"]}
@@ -140,7 +189,7 @@ def run_fix(
             repo_map="",
         )
         task = genome.render(
-            "task", issue=options.issue, locate_hits=locate_hits, recall_hits=recall_hits,
+            "task", issue=request, locate_hits=locate_hits, recall_hits=recall_hits,
             require_reproduction=loop.require_reproduction,
             test_command=" ".join(test_command.argv) if test_command else "",
         )
@@ -150,13 +199,19 @@ def run_fix(
             ctx.knowledge.mark_helped(knowledge_used)
         totals = session.totals()
         publish(CostUpdate(totals.prompt_tokens, totals.completion_tokens, totals.cost_usd))
-        record.write_patch(result.patch)
+        patch = result.patch
+        record.write_patch(patch)
         report.update(_report(result, workspace.base, totals, time.monotonic() - started))
-        if status == "fixed" and result.patch.strip():
-            if options.apply:
-                report["applied"] = _apply(ctx.root, record.patch_path)
-            if options.commit:
-                report["branch"] = _commit_branch(ctx.root, result, record.run_id, options.issue)
+        if controls.after_solve is not None:
+            controls.after_solve(result, record, report)
+    except Cancelled:
+        status = "cancelled"
+        totals = session.totals()
+        publish(CostUpdate(totals.prompt_tokens, totals.completion_tokens, totals.cost_usd))
+        report.update({"base_sha": workspace.base, "cost_usd": totals.cost_usd,
+                       "cost": totals.cost_label,
+                       "tokens": {"prompt": totals.prompt_tokens,
+                                  "completion": totals.completion_tokens}})
     except KeyboardInterrupt:
         status = "interrupted"
         raise
@@ -172,7 +227,8 @@ def run_fix(
         publish(Finished(status, report.get("summary", ""), exit_code))
         record.close()
         workspace.remove()
-    return FixOutcome(record.run_id, record.dir, status, exit_code, report)
+    return FixOutcome(record.run_id, record.dir, status, exit_code, report, patch,
+                      session.totals())
 
 
 def supports_native_tools(model_name: str) -> bool:

@@ -151,14 +151,21 @@ def build_knowledge(report: dict[str, Any], patch: str, approved_by: str, note: 
 
 
 def capture_from_run(
-    run_dir: Path, approved_by: str, note: str, store: KnowledgeStore, force: bool = False
+    run_dir: Path,
+    approved_by: str,
+    note: str,
+    store: KnowledgeStore,
+    force: bool = False,
+    patch: str | None = None,
 ) -> Knowledge:
     """Keep the run's fix as an active knowledge record; refuse runs that proved nothing.
 
-    A run that did not end "fixed" needs `force`; an empty patch, a run already kept as
-    active knowledge, or a report without a base commit is refused.
+    `patch` is what the person accepted when it was only part of the run's patch. A run
+    that did not end "fixed" needs `force`; an empty patch, a run already kept as active
+    knowledge, or a report without a base commit is refused.
     """
-    report, patch = read_run(run_dir)
+    report, proposed = read_run(run_dir)
+    patch = proposed if patch is None else patch
     name = str(report.get("run_id") or run_dir.name)
     report.setdefault("run_id", run_dir.name)
     status = report.get("status")

@@ -26,6 +26,10 @@ from .tools.protocol import ToolFormatError, parse_text_tool_calls
 MAX_IDLE_REPLIES = 3
 
 
+class Cancelled(Exception):
+    """The front end asked to stop (`should_stop` turned true at a step boundary)."""
+
+
 class Submitted(Exception):
     """The model called `finish`; carries its summary."""
 
@@ -60,12 +64,15 @@ class AgentLoop:
     config: LoopConfig
     emit: Callable[[Event], None]
     messages: list[dict[str, Any]] = field(default_factory=list)
+    should_stop: Callable[[], bool] | None = None
+    """Checked before every step and tool call; true raises Cancelled."""
 
     def run(self) -> AttemptOutcome:
         """One attempt from the current messages; returns when the model finishes."""
         edits = 0
         idle = 0
         for step in range(1, self.config.max_steps + 1):
+            self._check_stop()
             try:
                 applied, acted = self.step()
             except Submitted as done:
@@ -89,6 +96,10 @@ class AgentLoop:
         if calls is None:
             return 0, False
         return self._execute(calls), True
+
+    def _check_stop(self) -> None:
+        if self.should_stop is not None and self.should_stop():
+            raise Cancelled("cancelled")
 
     # -- tool calls -------------------------------------------------------------------
 
@@ -136,6 +147,7 @@ class AgentLoop:
             applied = len(merged["edits"]) if output.ok else 0
         finish: ToolOutput | None = None
         for call in calls:
+            self._check_stop()
             self.emit(ToolCall(call.id, call.name, call.arguments or {}))
             if call.arguments is None:
                 output = ToolOutput(

@@ -78,6 +78,8 @@ class Solver:
     test_command: TestCommand | None
     test_timeout: float = 900.0
     native_tools: bool = True
+    should_stop: Callable[[], bool] | None = None
+    """Passed to the loop: a front end's cancel (raises loop.Cancelled out of `solve`)."""
 
     def run_tests(self, test_ids: list[str] | None = None) -> TestRun | None:
         if self.test_command is None:
@@ -95,6 +97,7 @@ class Solver:
             LoopConfig(self.genome.tools, loop_settings.max_steps, self.native_tools),
             self.emit,
             [{"role": "system", "content": system_prompt}, {"role": "user", "content": task_prompt}],
+            should_stop=self.should_stop,
         )
         attempts: list[Attempt] = []
         budget_reason = ""
@@ -116,7 +119,8 @@ class Solver:
                     number, len(tests.passed), len(tests.failed), len(tests.errors),
                     (tests.failed + tests.errors)[:20], tests.digest() if not tests.ok else "",
                 ))
-            if budget_reason or self._good(attempt, before) or tests is None:
+            unproven = self._unreproduced(attempt, before)
+            if budget_reason or tests is None or (self._good(attempt, before) and not unproven):
                 break
             if number > loop_settings.refine_attempts:
                 if not outcome.finished and outcome.steps >= loop_settings.max_steps:
@@ -126,7 +130,8 @@ class Solver:
                 break
             loop.messages.append({"role": "user", "content": self.genome.render(
                 "refine", attempt=number, max_attempts=loop_settings.refine_attempts,
-                digest=tests.digest(), diff_since_last=_diff(self.workspace, last_sha, sha),
+                digest=unproven or tests.digest(),
+                diff_since_last=_diff(self.workspace, last_sha, sha),
             )})
             last_sha = sha
         best = min(attempts, key=lambda a: a.rank(before)) if attempts else None
@@ -163,9 +168,39 @@ class Solver:
             return "budget_exhausted" if result.budget_reason else "not_fixed"
         if result.best.tests is None:
             return "not_verified"
-        if self._good(result.best, result.before):
+        if self._good(result.best, result.before) and not self._needs_reproduction(
+            result.best, result.before, result.reproduction
+        ):
             return "fixed"
         return "budget_exhausted" if result.budget_reason else "not_fixed"
+
+    def _needs_reproduction(
+        self, attempt: Attempt, before: TestRun | None, reproduction: Reproduction | None
+    ) -> bool:
+        """With `require_reproduction`, a change that makes no failing test pass must bring
+        a test that fails without it and passes with it: otherwise nothing shows the issue
+        was real or is gone."""
+        if not self.genome.settings.loop.require_reproduction:
+            return False
+        failing_before = set(before.failed + before.errors) if before else set()
+        if failing_before - attempt.failures():
+            return False
+        return not (reproduction and reproduction.failed_without_fix and reproduction.passed_with_fix)
+
+    def _unreproduced(self, attempt: Attempt, before: TestRun | None) -> str:
+        """The refinement message when a passing attempt lacks a reproducing test, else ""."""
+        if attempt.tests is None or not self._good(attempt, before):
+            return ""
+        if not self._needs_reproduction(attempt, before, None):
+            return ""
+        reproduction = self._reproduce(attempt)
+        if not self._needs_reproduction(attempt, before, reproduction):
+            return ""
+        return (
+            "The tests pass, but no test reproduces the issue: no test failed before your "
+            "change and passes after it. Add a test (next to the related tests, in their "
+            "style) that fails without your fix and passes with it, then finish again."
+        )
 
     def _reproduce(self, best: Attempt) -> Reproduction | None:
         """Run the patch's own tests on the code without the fix: they should fail there."""

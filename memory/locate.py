@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
@@ -26,6 +25,8 @@ from .bm25 import BM25
 from .codeindex import MODULE_CHUNK, CodeIndex, RevisionIndex, token_bag
 from .commit_names import is_test_path
 from .issue_evidence import IssueEvidence, extract
+from .locate_scoring import FileHit, LocateResult, SymbolHit, Weights, score_file
+from .repo_paths import PathResolver, is_code_path
 from .revisions import AsOf
 from .search import clean_query
 from .store import MemoryStore
@@ -37,122 +38,10 @@ if TYPE_CHECKING:
 # path); the others are relative and scaled to the best file of each query.
 ABSOLUTE_SIGNALS = ("trace", "path", "module", "definition")
 HISTORY_DEPTH = 60
-RERANK_DEPTH = 60  # files whose definitions are scored one by one  # similar past commits considered
+RERANK_DEPTH = 60
+STORY_COMMITS = 200  # latest commit subjects that make up a file's story  # files whose definitions are scored one by one  # similar past commits considered
 KNOWLEDGE_DEPTH = 20  # matching approved fixes considered
 MAX_DEFINING_FILES = 8  # a name defined in more files than this says little about where
-
-
-@dataclass(frozen=True)
-class Weights:
-    trace: float = 3.0
-    path: float = 3.0
-    module: float = 2.5
-    definition: float = 2.0
-    content: float = 1.5
-    chunk: float = 1.5
-    pathname: float = 1.0
-    history: float = 1.5
-    knowledge: float = 1.5
-    churn: float = 0.2
-    test_penalty: float = 0.35  # multiplier for test files the issue does not cite
-    doc_penalty: float = 0.25  # multiplier for non-code files the issue does not cite
-    foreign_penalty: float = 0.3  # code in a language other than the repo's main one
-
-
-@dataclass
-class FileHit:
-    path: str
-    score: float
-    why: list[str] = field(default_factory=list)
-    signals: dict[str, float] = field(default_factory=dict)
-    flags: dict[str, bool] = field(default_factory=dict)
-
-
-@dataclass
-class SymbolHit:
-    path: str
-    name: str
-    line: int
-    score: float
-
-
-@dataclass
-class LocateResult:
-    files: list[FileHit]
-    symbols: list[SymbolHit]
-
-    def to_json(self) -> dict:
-        return {
-            "files": [
-                {"path": f.path, "score": round(f.score, 6), "why": f.why} for f in self.files
-            ],
-            "symbols": [
-                {"path": s.path, "name": s.name, "line": s.line, "score": round(s.score, 6)}
-                for s in self.symbols
-            ],
-        }
-
-
-_CODE_EXT = {
-    ".py", ".pyi", ".pyx", ".js", ".jsx", ".mjs", ".cjs", ".ts", ".tsx", ".go", ".rs", ".java",
-    ".kt", ".c", ".h", ".cc", ".cpp", ".hpp", ".rb", ".php", ".scala", ".swift", ".cs",
-}
-
-
-def is_code_path(path: str) -> bool:
-    return PurePosixPath(path).suffix in _CODE_EXT
-
-
-class PathResolver:
-    """Map a path-ish string from an issue (absolute, site-packages, partial) to repo files."""
-
-    def __init__(self, paths: list[str]):
-        self.by_name: dict[str, list[str]] = defaultdict(list)
-        for p in paths:
-            self.by_name[PurePosixPath(p).name].append(p)
-
-    def resolve(self, raw: str) -> list[tuple[str, int]]:
-        """Candidate files with how many trailing path components match (best first)."""
-        parts = [p for p in raw.replace("\\", "/").split("/") if p and p != "."]
-        if not parts:
-            return []
-        candidates = self.by_name.get(parts[-1], [])
-        scored = []
-        for cand in candidates:
-            cparts = cand.split("/")
-            n = 0
-            while n < min(len(parts), len(cparts)) and parts[-1 - n] == cparts[-1 - n]:
-                n += 1
-            scored.append((cand, n))
-        if not scored:
-            return []
-        best = max(n for _, n in scored)
-        return [(c, n) for c, n in scored if n == best]
-
-    def module(self, dotted: str) -> tuple[str, list[str]] | None:
-        """`pkg.mod.Class.meth` -> ('pkg/mod.py', ['Class', 'meth']) for the longest module prefix."""
-        parts = dotted.split(".")
-        for cut in range(len(parts), 0, -1):
-            stem = "/".join(parts[:cut])
-            for suffix in (".py", "/__init__.py", ".pyi"):
-                hits = self.resolve(stem + suffix)
-                exact = [c for c, n in hits if n >= min(cut + (suffix == "/__init__.py"), 2) or n == len(c.split("/"))]
-                if len(exact) == 1 and cut >= 2:
-                    return exact[0], parts[cut:]
-        return None
-
-
-def score_file(signals: dict[str, float], flags: dict[str, bool], w: Weights) -> float:
-    """Weighted evidence, damped for files an issue rarely means unless it cites them."""
-    score = sum(getattr(w, name) * value for name, value in signals.items())
-    if not flags["cited"]:
-        if flags["test"]:
-            score *= w.test_penalty
-        elif not flags["code"]:
-            score *= w.doc_penalty
-        elif flags["foreign"]:
-            score *= w.foreign_penalty
-    return score
 
 
 def _normalise(values: dict[str, float]) -> dict[str, float]:
@@ -189,6 +78,7 @@ class Locator:
         self.bm25 = BM25(docs)
         self._churn: dict[str, int] | None = None
         self._stems: dict[str, set[str]] | None = None
+        self._stories: BM25 | None = None
         self._stem_idf: dict[str, float] = {}
         langs = Counter(s.lang for s in index.files.values() if s.lang != "text")
         self.main_language = langs.most_common(1)[0][0] if langs else None
@@ -225,7 +115,10 @@ class Locator:
             for cand, n in hits:
                 if n == 0:
                     continue
-                scores[cand] = min(1.0, scores[cand] + 1.0 / len(hits))
+                # A bare file name ("index.rst", "conf.py") is often the reporter's own
+                # file; a path with folders that match is the project's.
+                strength = 1.0 if n >= 2 else 0.6
+                scores[cand] = min(1.0, scores[cand] + strength / len(hits))
                 why[cand].append(f"named in the issue: {raw}")
         return dict(scores)
 
@@ -257,6 +150,15 @@ class Locator:
             for path in files:
                 scores[path] += share
                 cited[path].add(name)
+        # `Owner.member` pins a member that many files define to the one its owner defines.
+        for dotted in ev.dotted:
+            parts = dotted.split(".")
+            for owner, member in zip(parts, parts[1:], strict=False):
+                files = {p for p, d in self.index.definitions_named(member) if d.container == owner}
+                if 0 < len(files) <= MAX_DEFINING_FILES:
+                    for path in files:
+                        scores[path] += 2.0 / len(files)
+                        cited[path].add(f"{owner}.{member}")
         # Saturate: a name cited once in prose is a hint, one in code and the title is
         # strong, and ten weak hints do not make a certainty.
         scores = defaultdict(float, {p: v / (v + 2.0) for p, v in scores.items()})
@@ -344,12 +246,31 @@ class Locator:
                 why[path].append(f"approved fix {record.id}: {record.intent[:70]}")
         return dict(scores)
 
+    def _file_story_signal(self, ev: IssueEvidence) -> dict[str, float]:
+        """BM25 of the issue against each file's story: the subjects of the commits that
+        changed it (the latest STORY_COMMITS), as of the revision. A file whose past
+        changes were about "lambdify" or "latex printing" is where such issues land."""
+        if self.store is None or self.store.count() == 0:
+            return {}
+        if self._stories is None:
+            stories: dict[str, list[str]] = defaultdict(list)
+            for sha, paths, subject in reversed(self.store.file_history()):
+                if self.as_of is not None and not self.as_of.visible(sha):
+                    continue
+                if len(paths) > 50:  # sweeping changes say nothing about any one file
+                    continue
+                for path in paths:
+                    if path in self.index.files and len(stories[path]) < STORY_COMMITS:
+                        stories[path].append(subject)
+            self._stories = BM25({p: token_bag(" ".join(s)) for p, s in stories.items()})
+        return self._stories.scores(self._content_query(ev))
+
     def _churn_signal(self) -> dict[str, float]:
         if self._churn is None:
             self._churn = {}
             if self.store is not None and self.store.count():
                 counts: Counter = Counter()
-                for sha, paths in self.store.file_history():
+                for sha, paths, _ in self.store.file_history():
                     if self.as_of is not None and not self.as_of.visible(sha):
                         continue
                     counts.update(paths)
@@ -378,6 +299,7 @@ class Locator:
             "content": self._content_signal(ev),
             "pathname": self._pathname_signal(ev),
             "history": self._history_signal(ev, why),
+            "story": self._file_story_signal(ev),
             "knowledge": self._knowledge_signal(ev, why),
             "churn": self._churn_signal(),
         }
@@ -388,7 +310,7 @@ class Locator:
             for name, values in raw.items()
         }
         explicit = {p for p, v in norm["trace"].items() if v >= 0.5}
-        explicit |= {p for p, v in norm["path"].items() if v >= 0.5}
+        explicit |= {p for p, v in norm["path"].items() if v >= 0.75}
         candidates = set().union(*(set(v) for k_, v in norm.items() if k_ != "churn"))
         hits = []
         for path in candidates:

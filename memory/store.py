@@ -91,7 +91,7 @@ class MemoryStore:
         # The shas `add` checks against: (table version they were read at, shas). Loaded
         # once, extended by each add; read again when the table moved on without us.
         self._known: tuple[int, set[str]] | None = None
-        self._file_history: list[tuple[str, list[str]]] | None = None
+        self._file_history: list[tuple[str, list[str], str]] | None = None
 
     # -- connection -------------------------------------------------------------------
 
@@ -288,11 +288,15 @@ class MemoryStore:
         rows = table.search().where(clause).limit(2).to_list()
         return Memory.from_row(rows[0]) if len(rows) == 1 else None
 
-    def file_history(self) -> list[tuple[str, list[str]]]:
-        """(sha, changed paths) of every memory, loaded once per store object."""
+    def file_history(self) -> list[tuple[str, list[str], str]]:
+        """(sha, changed paths, subject) of every memory, oldest first, loaded once per
+        store object (locate builds per-file histories from it)."""
         if self._file_history is None:
-            rows = self.all_rows(["sha", "files"])
-            self._file_history = [(r["sha"], [f["path"] for f in r["files"] or []]) for r in rows]
+            rows = self.all_rows(["sha", "files", "subject", "committed_at"])
+            rows.sort(key=lambda r: r["committed_at"])
+            self._file_history = [
+                (r["sha"], [f["path"] for f in r["files"] or []], r["subject"] or "") for r in rows
+            ]
         return self._file_history
 
     def all_rows(self, columns: list[str]) -> list[dict[str, Any]]:

@@ -21,11 +21,20 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 def cli(ctx: click.Context) -> None:
     """evoagent: a coding agent that remembers your repository's history.
 
+    With no command, opens the app in this repository (chat, review, memory, runs).
     Run `evoagent mine` once in a repository, then `evoagent recall` to search what was
     done before and `evoagent locate` to see where an issue would be fixed.
     """
     if ctx.invoked_subcommand is None:
-        click.echo(ctx.get_help())
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            click.echo(ctx.get_help())  # not a terminal: the app cannot run
+            return
+        from ..state import open_repo
+
+        open_repo()  # outside a repository: one line and exit 2, before any screen
+        from evoagent.tui.app import run  # imported here: `--help` stays fast
+
+        run()
 
 
 def _register() -> None:
@@ -37,6 +46,10 @@ def _register() -> None:
     from . import knowledge_cmds
 
     for command in knowledge_cmds.COMMANDS:
+        cli.add_command(command)
+    from . import task_cmds
+
+    for command in task_cmds.COMMANDS:
         cli.add_command(command)
 
 

@@ -25,9 +25,14 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON."
 
 @click.command()
 def init() -> None:
-    """Create .evoagent/ in this repository (config, memory, runs) and keep it out of git."""
+    """Create .evoagent/ here (config, memory, runs, the agent's genome); keep it out of git."""
+    from ..genome import init_genome
+
     ctx = RepoContext.open()
+    created = init_genome(ctx.state.dir / "agent")
     click.echo(f"evoagent state in {ctx.state.dir}")
+    if created:
+        click.echo(f"agent genome (its own git repository, branch main) in {ctx.state.dir / 'agent'}")
 
 
 @click.command()

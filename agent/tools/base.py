@@ -53,6 +53,19 @@ class ToolContext:
     """Policy check for a relative path; None allows every path inside the workspace."""
     command_timeout: float = 600.0
     """Upper bound for one `run` command, whatever the model asks for."""
+    approve: Callable[[str, str], bool] | None = None
+    """(action "edit" | "write" | "command", detail: the diff or the command) -> allowed.
+    Called before acting; None allows everything (see agent/approval.py)."""
+
+
+def declined(action: str) -> ToolOutput:
+    """The result of an action the user refused: nothing was applied or run."""
+    return ToolOutput(
+        f"The user declined this {action}; nothing was {'run' if action == 'command' else 'applied'}. "
+        "Do not retry it unchanged; ask or take another approach.",
+        ok=False,
+        data={"declined": True},
+    )
 
 
 class Tool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Tool, ToolContext, ToolOutput, unavailable
+from .base import Tool, ToolContext, ToolOutput, declined, unavailable
 
 
 class RunTool(Tool):
@@ -26,6 +26,8 @@ class RunTool(Tool):
     def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolOutput:
         if ctx.run_command is None:
             return unavailable("running commands", "read and search the code instead")
+        if ctx.approve is not None and not ctx.approve("command", args["command"]):
+            return declined("command")
         timeout = min(float(args.get("timeout") or 120), ctx.command_timeout)
         code, output = ctx.run_command(args["command"], timeout)
         status = f"timed out after {timeout:g}s" if code is None else f"exit code {code}"

@@ -6,7 +6,7 @@ from typing import Any
 
 from evoagent.agent.edits import PathError, resolve_inside, unified_diff
 
-from .base import Tool, ToolContext, ToolOutput
+from .base import Tool, ToolContext, ToolOutput, declined
 
 
 class WriteTool(Tool):
@@ -45,9 +45,11 @@ class WriteTool(Tool):
                     ok=False,
                 )
             old = target.read_text(encoding="utf-8", errors="replace")
+        diff = unified_diff(rel, old, content)
+        if ctx.approve is not None and not ctx.approve("write", diff):
+            return declined("write")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(content, encoding="utf-8", newline="")
-        diff = unified_diff(rel, old, content)
         verb = "created" if old is None else "overwrote"
         lines = content.count("\n") + (0 if content.endswith("\n") or not content else 1)
         return ToolOutput(f"{verb} {rel} ({lines} lines)", data={"diffs": {rel: diff}})

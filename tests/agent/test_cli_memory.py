@@ -106,11 +106,21 @@ def test_outside_a_repository(tmp_path, args):
 
 def test_init_creates_state_and_excludes_it_once(git_repo, monkeypatch):
     git_repo.commit("start", {"a.py": "x = 1\n"})
-    for _ in range(2):
-        result = invoke(git_repo.path, monkeypatch, "init")
-        assert result.exit_code == 0
-        assert result.stdout == f"evoagent state in {git_repo.path / '.evoagent'}\n"
     state = git_repo.path / ".evoagent"
+    first = invoke(git_repo.path, monkeypatch, "init")
+    assert first.exit_code == 0
+    assert first.stdout == (
+        f"evoagent state in {state}\n"
+        f"agent genome (its own git repository, branch main) in {state / 'agent'}\n"
+    )
+    second = invoke(git_repo.path, monkeypatch, "init")
+    assert second.exit_code == 0
+    assert second.stdout == f"evoagent state in {state}\n"
+    genome_log = subprocess.run(
+        ["git", "-C", str(state / "agent"), "log", "--format=%D", "-1"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    assert "main" in genome_log
     assert (state / "config.toml").is_file()
     assert (state / "memory").is_dir()
     assert (state / "runs").is_dir()

@@ -1,0 +1,294 @@
+"""Task commands: tasks mine|list|show|export|path — the repository's own benchmark."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from ..errors import EvoError
+from ..repo_context import RepoContext
+from .output import emit_json
+
+if TYPE_CHECKING:
+    from evoagent.agent.evolve.tasks import Task, TaskStore
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+TASKS_DIR = "tasks"
+
+
+def _store(ctx: RepoContext) -> TaskStore:
+    from evoagent.agent.evolve.tasks import TaskStore
+
+    return TaskStore(ctx.state.dir / TASKS_DIR)
+
+
+def _checked(call):
+    """Task-store errors a user can cause become one line and exit code 2."""
+    from evoagent.agent.evolve.tasks import TaskStoreError
+
+    try:
+        return call()
+    except TaskStoreError as exc:
+        raise EvoError(str(exc)) from exc
+
+
+def _knowledge_intents(ctx: RepoContext) -> dict[str, str]:
+    """commit sha → intent of knowledge records made from that commit (when a store exists)."""
+    if ctx.settings.store is None and not any(ctx.state.memory_dir.iterdir()):
+        return {}
+    return {k.commit_sha: k.intent for k in ctx.knowledge.list() if k.commit_sha}
+
+
+@click.group(invoke_without_command=True)
+@click.pass_context
+def tasks(ctx: click.Context) -> None:
+    """Replay tasks mined from this repository's history: mine, list, show, export."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(list_tasks)
+
+
+@tasks.command()
+@click.option(
+    "--last",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Look at the newest N first-parent commits.",
+)
+@click.option(
+    "--since", metavar="DATE", help="Only commits after DATE (anything git log --since takes)."
+)
+@click.option(
+    "--want", type=click.IntRange(min=1), metavar="K", help="Stop after K new valid tasks."
+)
+@click.option(
+    "--jobs",
+    "-j",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Parallel validators.",
+)
+@click.option(
+    "--per-test-timeout",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=1),
+    help="Seconds per test.",
+)
+@click.option(
+    "--run-timeout",
+    default=900.0,
+    show_default=True,
+    type=click.FloatRange(min=1),
+    help="Seconds per test run.",
+)
+@click.option(
+    "--cascade-limit",
+    default=20,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Flag a task whose FAIL_TO_PASS has more tests than this.",
+)
+@click.option(
+    "--ratios",
+    metavar="TRAIN,VAL,TEST",
+    help="Split ratios, kept for later commands (default 0.6,0.2,0.2).",
+)
+@click.option(
+    "--venv",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Virtualenv to run tests in (default: the repository's .venv when present).",
+)
+@click.option("--strict", is_flag=True, help="Refuse to run without bubblewrap isolation.")
+@click.option(
+    "--test-command", metavar="CMD", help="Override the configured/detected test command."
+)
+@json_option
+def mine(
+    last,
+    since,
+    want,
+    jobs,
+    per_test_timeout,
+    run_timeout,
+    cascade_limit,
+    ratios,
+    venv,
+    strict,
+    test_command,
+    as_json,
+) -> None:
+    """Mine validated fail→pass tasks from first-parent history, newest first (incremental)."""
+    from evoagent.agent.evolve.task_miner import mine_tasks
+    from evoagent.agent.evolve.task_mining import ValidationConfig
+    from evoagent.agent.evolve.tasks import parse_ratios
+    from evoagent.sandbox.local import SandboxUnavailable
+    from evoagent.sandbox.testdetect import detect_test_command
+
+    ctx = RepoContext.open(test_command=test_command)
+    if not ctx.has_commits():
+        raise EvoError("this repository has no commits yet: nothing to mine")
+    store = _store(ctx)
+    if ratios:
+        store.set_ratios(_checked(lambda: parse_ratios(ratios)))
+    command = detect_test_command(ctx.root, ctx.settings.test_command)
+    if command is None:
+        raise EvoError(
+            "no test command configured or detected (set test_command in .evoagent/config.toml)"
+        )
+    if venv is None and (ctx.root / ".venv" / "bin" / "python").exists():
+        venv = ctx.root / ".venv"
+    config = ValidationConfig(
+        command,
+        venv.resolve() if venv else None,
+        per_test_timeout,
+        run_timeout,
+        cascade_limit=cascade_limit,
+        strict=strict,
+    )
+
+    def progress(report, note: str) -> None:
+        if not as_json and sys.stderr.isatty():
+            click.echo(
+                f"  {len(report.tasks)} tasks, {len(report.rejects)} rejected — {note}", err=True
+            )
+
+    try:
+        report = mine_tasks(
+            ctx.root,
+            store,
+            config,
+            ctx.state.dir / "sandboxes",
+            last=last,
+            since=since,
+            want=want,
+            jobs=jobs,
+            knowledge_intents=_knowledge_intents(ctx),
+            progress=progress,
+        )
+    except SandboxUnavailable as exc:
+        raise EvoError(str(exc)) from exc
+    if as_json:
+        emit_json(report.to_json() | {"store": str(store.path)})
+        return
+    click.echo(
+        f"looked at {report.examined} commits ({report.already_decided} already decided): "
+        f"{report.candidates} candidates, {len(report.tasks)} new tasks, "
+        f"{len(report.rejects)} rejected in {report.seconds:.1f}s"
+    )
+    for reason, count in report.reasons().items():
+        click.echo(f"  {count:>5}  {reason}")
+    for task in report.tasks:
+        flag = "  [cascade]" if task.cascade else ""
+        click.echo(
+            f"task {task.id}: {len(task.fail_to_pass)} fail→pass, "
+            f"{len(task.pass_to_pass)} pass→pass{flag}"
+        )
+
+
+def _row(task: Task, split: str) -> str:
+    subject = task.problem_statement.splitlines()[0] if task.problem_statement else ""
+    flag = " [cascade]" if task.cascade else ""
+    return f"{task.id}  {split:<5}  {len(task.fail_to_pass):>3} F2P  {subject[:70]}{flag}"
+
+
+@tasks.command("list")
+@click.option("--split", type=click.Choice(["train", "val", "test"]), help="Only this split.")
+@json_option
+def list_tasks(split: str | None = None, as_json: bool = False) -> None:
+    """List mined tasks with their split."""
+    ctx = RepoContext.open()
+    store = _store(ctx)
+    found = _checked(lambda: store.in_split(split))
+    ratios = _checked(store.ratios)
+    from evoagent.agent.evolve.tasks import split_of
+
+    if as_json:
+        emit_json(
+            [
+                {
+                    "id": t.id,
+                    "split": split_of(t.id, ratios),
+                    "commit": t.commit,
+                    "base_commit": t.base_commit,
+                    "fail_to_pass": t.fail_to_pass,
+                    "pass_to_pass": len(t.pass_to_pass),
+                    "cascade": t.cascade,
+                    "subject": t.problem_statement.splitlines()[0] if t.problem_statement else "",
+                }
+                for t in found
+            ]
+        )
+        return
+    if not found:
+        click.echo("no tasks yet (mine some with `evoagent tasks mine`)")
+        return
+    for task in found:
+        click.echo(_row(task, split_of(task.id, ratios)))
+
+
+@tasks.command()
+@click.argument("id")
+@json_option
+def show(id: str, as_json: bool) -> None:
+    """Show one task (ID, a unique prefix, or a commit sha prefix)."""
+    ctx = RepoContext.open()
+    store = _store(ctx)
+    task = _checked(lambda: store.get(id))
+    split = _checked(lambda: store.split_of(task))
+    if as_json:
+        emit_json(task.to_json() | {"split": split})
+        return
+    rows = [
+        ("id", task.id),
+        ("split", split),
+        ("repo", task.repo),
+        ("base", task.base_commit),
+        ("commit", task.commit),
+        ("created", task.created_at),
+        ("test command", task.test_command),
+        ("test files", ", ".join(task.test_files)),
+        ("issue refs", ", ".join(task.issue_refs)),
+        ("cascade", task.cascade_reason),
+        ("flaky", ", ".join(task.flaky)),
+    ]
+    for label, value in rows:
+        if value:
+            click.echo(f"{label + ':':<13}{value}")
+    click.echo(f"FAIL_TO_PASS ({len(task.fail_to_pass)}):")
+    for test in task.fail_to_pass:
+        click.echo(f"  {test}{'  (changed by the diff)' if test in task.diff_tests else ''}")
+    click.echo(f"PASS_TO_PASS ({len(task.pass_to_pass)}):")
+    for test in task.pass_to_pass:
+        click.echo(f"  {test}")
+    click.echo("")
+    click.echo(f"problem statement ({', '.join(task.statement_sources)}):")
+    click.echo(task.problem_statement)
+
+
+@tasks.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--split", type=click.Choice(["train", "val", "test"]), help="Only this split.")
+def export(file: Path, split: str | None) -> None:
+    """Write tasks to FILE.jsonl as SWE-bench instances (`-` for stdout)."""
+    ctx = RepoContext.open()
+    found = _checked(lambda: _store(ctx).in_split(split))
+    lines = "".join(json.dumps(t.to_swebench(), ensure_ascii=False) + "\n" for t in found)
+    if str(file) == "-":
+        click.echo(lines, nl=False)
+        return
+    file.write_text(lines)
+    click.echo(f"wrote {len(found)} task(s) to {file}", err=True)
+
+
+@tasks.command()
+def path() -> None:
+    """Print where tasks are stored."""
+    click.echo(_store(RepoContext.open()).path)
+
+
+COMMANDS = [tasks]

@@ -1,0 +1,196 @@
+"""`evoagent tasks mine` end to end: history → candidates → a pool of validators → store.
+
+Commits are walked newest first along the first-parent history; each undecided one is
+classified (cheap, in this thread), and candidates go to a pool of `jobs` workers, each
+validating in its own workspace. Every decision is appended to the store as soon as it is
+made, so an interrupted run resumes where it stopped and a second run does no work.
+`want` stops handing out candidates once that many tasks were found; validations already
+in flight still finish and are kept (at most `jobs - 1` extra).
+
+The problem statement is the commit message as written, plus the intent of any knowledge
+record made from that commit. Memory holds no issue texts yet, so referenced issues are
+listed (`issue_refs`) but not quoted. Nothing from the diff is ever added.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evoagent.memory.commit_names import extract_issue_refs
+from evoagent.sandbox.workspace import GitError, git
+
+from .task_candidates import Candidate, Commit, NotCandidate, first_parent_history, walk
+from .task_mining import ValidationConfig, Verdict, to_reject, to_task, validate
+from .tasks import Reject, Task, TaskStore
+
+_REMOTE = re.compile(r"[:/]([\w.-]+)/([\w.-]+?)(?:\.git)?/?$")
+
+
+def repo_name(repo: Path) -> str:
+    """owner/name from the `origin` remote, else the directory name."""
+    try:
+        url = git(repo, "remote", "get-url", "origin").strip()
+    except GitError:
+        url = ""
+    # A local path as origin (a clone of a clone) names no project: use the directory.
+    match = _REMOTE.search(url) if "://" in url or "@" in url else None
+    return f"{match.group(1)}/{match.group(2)}" if match else Path(repo).resolve().name
+
+
+def problem_statement(commit: Commit, knowledge_intent: str = "") -> tuple[str, list[str]]:
+    text = commit.message.strip()
+    sources = ["commit message"]
+    if knowledge_intent.strip() and knowledge_intent.strip() not in text:
+        text += "\n\n" + knowledge_intent.strip()
+        sources.append("knowledge intent")
+    return text, sources
+
+
+@dataclass
+class MineReport:
+    examined: int = 0
+    already_decided: int = 0
+    candidates: int = 0
+    tasks: list[Task] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+    seconds: float = 0.0
+    validate_seconds: float = 0.0
+    """Summed over candidates (workers run in parallel, so it may exceed `seconds`)."""
+
+    def reasons(self) -> dict[str, int]:
+        return dict(Counter(r.reason for r in self.rejects).most_common())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "examined": self.examined,
+            "already_decided": self.already_decided,
+            "candidates": self.candidates,
+            "tasks": len(self.tasks),
+            "rejected": len(self.rejects),
+            "reasons": self.reasons(),
+            "seconds": round(self.seconds, 3),
+            "seconds_per_candidate": round(self.validate_seconds / self.candidates, 3)
+            if self.candidates
+            else None,
+            "new_tasks": [
+                {
+                    "id": t.id,
+                    "commit": t.commit,
+                    "fail_to_pass": t.fail_to_pass,
+                    "cascade": t.cascade,
+                }
+                for t in self.tasks
+            ],
+            "new_rejects": [r.to_json() for r in self.rejects],
+        }
+
+
+def mine_tasks(
+    repo: Path,
+    store: TaskStore,
+    config: ValidationConfig,
+    sandboxes: Path,
+    *,
+    last: int | None = None,
+    since: str | None = None,
+    want: int | None = None,
+    jobs: int = 1,
+    name: str | None = None,
+    knowledge_intents: dict[str, str] | None = None,
+    progress: Callable[[MineReport, str], None] | None = None,
+) -> MineReport:
+    started = time.monotonic()
+    report = MineReport()
+    name = name or repo_name(repo)
+    intents = knowledge_intents or {}
+    commits = first_parent_history(repo, last, since)
+    decided = store.decided()
+    report.examined = len(commits)
+    report.already_decided = sum(1 for c in commits if c.sha in decided)
+    command_text = " ".join(config.test_command.argv)
+    stream = walk(repo, commits, decided)
+
+    def work(candidate: Candidate) -> tuple[Verdict, float]:
+        begun = time.monotonic()
+        verdict = validate(repo, sandboxes, candidate, config)
+        return verdict, time.monotonic() - begun
+
+    def record(candidate: Candidate, verdict: Verdict, seconds: float) -> None:
+        report.validate_seconds += seconds
+        if verdict.fail_to_pass:
+            statement, sources = problem_statement(
+                candidate.commit, intents.get(candidate.commit.sha, "")
+            )
+            task = to_task(
+                candidate,
+                verdict,
+                repo_name=name,
+                test_command=command_text,
+                statement=statement,
+                sources=sources,
+                issue_refs=extract_issue_refs(candidate.commit.message),
+                seconds=seconds,
+            )
+            store.add_task(task)
+            report.tasks.append(task)
+            note = f"task {task.id}"
+        else:
+            reject = to_reject(candidate, verdict, seconds)
+            store.add_reject(reject)
+            report.rejects.append(reject)
+            note = f"rejected {candidate.commit.sha[:10]}: {verdict.reason}"
+        if progress:
+            progress(report, note)
+
+    def next_candidate() -> Candidate | None:
+        for item in stream:
+            if isinstance(item, NotCandidate):
+                reject = Reject(
+                    item.commit.sha,
+                    item.reason,
+                    item.detail,
+                    "filter",
+                    item.commit.subject,
+                    0.0,
+                    time.time(),
+                )
+                store.add_reject(reject)
+                report.rejects.append(reject)
+                continue
+            return item
+        return None
+
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="evoagent-tasks")
+    inflight: dict[Future, Candidate] = {}
+    try:
+        exhausted = False
+        while True:
+            while (
+                not exhausted
+                and len(inflight) < max(1, jobs)
+                and (want is None or len(report.tasks) < want)
+            ):
+                candidate = next_candidate()
+                if candidate is None:
+                    exhausted = True
+                    break
+                report.candidates += 1
+                inflight[pool.submit(work, candidate)] = candidate
+            if not inflight:
+                break
+            done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+            for future in done:
+                candidate = inflight.pop(future)
+                verdict, seconds = future.result()
+                record(candidate, verdict, seconds)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        report.seconds = time.monotonic() - started
+    return report

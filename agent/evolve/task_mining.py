@@ -1,0 +1,332 @@
+"""Validate candidate commits in sandbox workspaces and decide: a Task, or a Reject with its
+reason.
+
+For a candidate C with first parent P, in a fresh workspace (the user's tree and index are
+never touched): P plus only C's test part → run the touched test files, twice; then C → run
+them again, twice. Per-test outcomes come from JUnit XML; for pytest
+`--continue-on-collection-errors` keeps one broken file from stopping the others, and a
+file that fails to collect counts as every one of its tests failing (as SWE-bench's log
+parsing does). A per-test timeout turns a hang into a failure of that test. Then:
+
+- FAIL_TO_PASS: failed (or missing) at P+tests, passed at C, in every run;
+- PASS_TO_PASS: passed in every run on both sides;
+- flaky: outcomes differ between the two runs of one side; excluded from both lists;
+- failing on both sides: ignored (no network, a missing service: not about the change).
+
+A cascade (one failure at P taking many unchanged tests with it) is flagged, not rejected:
+the FAIL_TO_PASS tests the diff itself added or changed are kept apart in `diff_tests`.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from evoagent.sandbox.local import make_runner
+from evoagent.sandbox.testdetect import TestCommand
+from evoagent.sandbox.testrun import TestRun, run_tests
+from evoagent.sandbox.workspace import GitError, Workspace, git
+
+from .patch_split import changed_test_names, touched_by_diff
+from .task_candidates import Candidate
+from .tasks import Reject, Task
+
+NO_FAILING_TEST = "no failing test"
+STILL_FAILING = "still failing after C"
+ENVIRONMENT_ERROR = "environment/collection error"
+TIMEOUT = "timeout"
+PATCH_DOES_NOT_APPLY = "patch does not apply"
+FLAKY = "flaky"
+
+COLLECTION_FAILURE = "collection failure"
+_EXCEPTION = re.compile(r"\b\w*(?:Error|Exception|Exit)\b")
+# Errors that say the environment moved on (an API gone from an installed package), not
+# that the change failed: a missing module or name, or a module lacking an attribute.
+_ENV_ERROR = re.compile(
+    r"\b(?:ImportError|ModuleNotFoundError|fixture '.*' not found"
+    r"|AttributeError: module '[^']+' has no attribute)"
+)
+_PYTHONPATH_SET = re.compile(r"^\s*pythonpath\s*=", re.MULTILINE)
+
+
+@dataclass
+class ValidationConfig:
+    test_command: TestCommand
+    venv: Path | None = None
+    """The repository's virtualenv (activated in the sandbox)."""
+    per_test_timeout: float = 60.0
+    run_timeout: float = 900.0
+    runs_per_side: int = 2
+    cascade_limit: int = 20
+    """More FAIL_TO_PASS tests than this flags a cascade."""
+    strict: bool = False
+    allow_network: bool = False
+
+
+@dataclass
+class Side:
+    """Merged outcomes of the runs on one side (P+tests, or C)."""
+
+    status: dict[str, str] = field(default_factory=dict)
+    """test id -> pass | fail | skip (every run agreed)."""
+    flaky: set[str] = field(default_factory=set)
+    file_errors: dict[str, str] = field(default_factory=dict)
+    """test file -> first line of its collection error."""
+    error_lines: dict[str, str] = field(default_factory=dict)
+    """failing test id -> first line of its error."""
+    timed_out: bool = False
+    no_report: str = ""
+    """The output's first error line when a run produced no per-test report at all."""
+
+
+def error_line(message: str, detail: str) -> str:
+    """The line that names what went wrong: the first `E   SomeError: ...` line of a pytest
+    traceback, else the first line naming an exception, else the message."""
+    e_lines = [line[1:].strip() for line in detail.splitlines() if line.startswith("E ")]
+    for line in e_lines:
+        if _EXCEPTION.search(line):
+            return line[:300]
+    for line in detail.splitlines():
+        if _EXCEPTION.search(line) and ":" in line:
+            return line.strip()[:300]
+    if e_lines:
+        return e_lines[0][:300]
+    return (message.splitlines()[0] if message else "")[:300]
+
+
+def _side(runs: list[TestRun], files: list[str]) -> Side:
+    side = Side()
+    seen: dict[str, list[str]] = {}
+    for run in runs:
+        side.timed_out |= run.timed_out
+        reported = run.junit_found and (run.passed or run.failed or run.errors or run.skipped)
+        if not reported and run.exit_code != 0:
+            first = error_line("", run.output) or f"exit code {run.exit_code}"
+            side.no_report = side.no_report or first
+        outcomes = {t: "pass" for t in run.passed} | {t: "skip" for t in run.skipped}
+        for test_id in run.failed + run.errors:
+            problem = run.problems.get(test_id)
+            message, detail = (problem.message, problem.detail) if problem else ("", "")
+            file = test_id.split("::", 1)[0]
+            if message == COLLECTION_FAILURE and file in files:
+                side.file_errors.setdefault(file, error_line(message, detail))
+                continue
+            outcomes[test_id] = "fail"
+            side.error_lines.setdefault(test_id, error_line(message, detail))
+        for test_id, outcome in outcomes.items():
+            seen.setdefault(test_id, []).append(outcome)
+    for test_id, outcomes in seen.items():
+        kinds = set(outcomes)
+        if len(outcomes) < len(runs):
+            kinds.add("missing")
+        if "pass" in kinds and len(kinds) > 1:
+            side.flaky.add(test_id)
+        elif "fail" in kinds or "missing" in kinds:
+            side.status[test_id] = "fail"
+        else:
+            side.status[test_id] = outcomes[0]
+    return side
+
+
+def pytest_command(command: TestCommand, workspace: Path) -> TestCommand:
+    """pytest that keeps going past a file that fails to collect, and that imports a src/
+    layout package from the workspace rather than from wherever the venv installed it."""
+    argv = [*command.argv, "--continue-on-collection-errors"]
+    if (workspace / "src").is_dir():
+        configs = [workspace / n for n in ("pyproject.toml", "pytest.ini", "setup.cfg", "tox.ini")]
+        if not any(
+            c.is_file() and _PYTHONPATH_SET.search(c.read_text(errors="replace")) for c in configs
+        ):
+            argv += ["-o", "pythonpath=src"]
+    return replace(command, argv=tuple(argv))
+
+
+def run_side(runner, ws: Workspace, config: ValidationConfig, files: list[str]) -> list[TestRun]:
+    """`runs_per_side` runs of the touched test files (one per file where the runner has no
+    per-file continue-on-error)."""
+    runs = []
+    for _ in range(config.runs_per_side):
+        if config.test_command.kind == "pytest":
+            command = pytest_command(config.test_command, ws.path)
+            batches = [files]
+        else:
+            command = config.test_command
+            batches = [[file] for file in files]
+        merged: TestRun | None = None
+        for batch in batches:
+            run = run_tests(
+                runner,
+                ws.path,
+                command,
+                test_ids=batch,
+                per_test_timeout=config.per_test_timeout,
+                timeout=config.run_timeout,
+            )
+            merged = run if merged is None else _merge(merged, run)
+        assert merged is not None
+        runs.append(merged)
+    return runs
+
+
+def _merge(a: TestRun, b: TestRun) -> TestRun:
+    return TestRun(
+        a.passed + b.passed,
+        a.failed + b.failed,
+        a.errors + b.errors,
+        a.skipped + b.skipped,
+        a.exit_code or b.exit_code,
+        a.output + b.output,
+        a.junit_found and b.junit_found,
+        a.timed_out or b.timed_out,
+        {**a.problems, **b.problems},
+    )
+
+
+@dataclass
+class Verdict:
+    fail_to_pass: list[str]
+    pass_to_pass: list[str]
+    flaky: list[str]
+    reason: str = ""
+    detail: str = ""
+    diff_tests: list[str] = field(default_factory=list)
+    cascade_reason: str = ""
+
+
+def decide(
+    before: Side, after: Side, files: list[str], test_patch: str, cascade_limit: int
+) -> Verdict:
+    flaky = sorted(before.flaky | after.flaky)
+    passed_after = [t for t, s in after.status.items() if s == "pass" and t not in before.flaky]
+    f2p = sorted(t for t in passed_after if before.status.get(t, "fail") == "fail")
+    p2p = sorted(t for t in passed_after if before.status.get(t) == "pass")
+    verdict = Verdict(f2p, p2p, flaky)
+    if f2p:
+        names = changed_test_names(test_patch)
+        verdict.diff_tests = [t for t in f2p if touched_by_diff(t, names)]
+        verdict.cascade_reason = _cascade(before, f2p, verdict.diff_tests, cascade_limit)
+        return verdict
+    failing_after = sorted(t for t, s in after.status.items() if s == "fail")
+    if after.file_errors:
+        file, line = next(iter(after.file_errors.items()))
+        verdict.reason, verdict.detail = ENVIRONMENT_ERROR, f"{file}: {line}"
+    elif after.no_report and not after.status:
+        verdict.reason, verdict.detail = ENVIRONMENT_ERROR, after.no_report
+    elif after.timed_out:
+        verdict.reason, verdict.detail = TIMEOUT, "the test run at C passed its time limit"
+    elif flaky and any(t in after.flaky or after.status.get(t) == "pass" for t in flaky):
+        verdict.reason, verdict.detail = FLAKY, ", ".join(flaky[:5])
+    elif failing_after:
+        line = after.error_lines.get(failing_after[0], "")
+        env = [t for t in failing_after if _ENV_ERROR.search(after.error_lines.get(t, ""))]
+        verdict.reason = ENVIRONMENT_ERROR if env else STILL_FAILING
+        verdict.detail = f"{failing_after[0]}: {line}" if line else failing_after[0]
+    elif before.timed_out:
+        verdict.reason, verdict.detail = TIMEOUT, "the test run at P passed its time limit"
+    else:
+        verdict.reason = NO_FAILING_TEST
+        verdict.detail = f"{len(p2p)} test(s) pass before and after" if p2p else "no test outcomes"
+    return verdict
+
+
+def _cascade(before: Side, f2p: list[str], diff_tests: list[str], limit: int) -> str:
+    if len(f2p) > limit:
+        return f"{len(f2p)} FAIL_TO_PASS tests (more than {limit})"
+    collateral = [t for t in f2p if t not in diff_tests]
+    if len(collateral) < 3:
+        return ""
+
+    def cause(test_id: str) -> str:
+        file = test_id.split("::", 1)[0]
+        return before.error_lines.get(test_id) or before.file_errors.get(file) or before.no_report
+
+    line, count = Counter(cause(t) for t in collateral).most_common(1)[0]
+    if line and count * 5 >= len(collateral) * 4:
+        return f"{count} tests the diff did not change fail at P with the same error: {line}"
+    return ""
+
+
+def validate(repo: Path, base_dir: Path, candidate: Candidate, config: ValidationConfig) -> Verdict:
+    """Run the candidate's touched tests at P+tests and at C in a throwaway workspace."""
+    commit = candidate.commit
+    files = candidate.split.runnable_test_files()
+    ws = Workspace.create(repo, base_dir, rev=commit.parent or "", include_user_changes=False)
+    try:
+        patch_file = ws.path / ".git" / "evoagent-test-part.patch"
+        patch_file.write_text(candidate.split.tests)
+        try:
+            git(ws.path, "apply", "--binary", "--whitespace=nowarn", str(patch_file))
+        except GitError as exc:
+            detail = str(exc).split(": ", 1)[-1].splitlines()[0] if str(exc) else ""
+            return Verdict([], [], [], PATCH_DOES_NOT_APPLY, detail)
+        patch_file.unlink()
+        settings = {
+            "venv": config.venv,
+            "allow_network": config.allow_network,
+            "env": {"PYTHONDONTWRITEBYTECODE": "1"},
+        }
+        runner = make_runner(ws.sandbox_config(**settings), strict=config.strict)
+        before = _side(run_side(runner, ws, config, files), files)
+        ws.reset_to(commit.sha)
+        after = _side(run_side(runner, ws, config, files), files)
+    finally:
+        ws.remove()
+    # A file that failed to collect at P: each of its tests seen at C is missing → failing.
+    return decide(before, after, files, candidate.split.tests, config.cascade_limit)
+
+
+def to_task(
+    candidate: Candidate,
+    verdict: Verdict,
+    *,
+    repo_name: str,
+    test_command: str,
+    statement: str,
+    sources: list[str],
+    issue_refs: list[str],
+    seconds: float,
+) -> Task:
+    commit = candidate.commit
+    return Task(
+        id=task_id(repo_name, commit.sha),
+        repo=repo_name,
+        base_commit=commit.parent or "",
+        commit=commit.sha,
+        patch=candidate.split.code,
+        test_patch=candidate.split.tests,
+        fail_to_pass=verdict.fail_to_pass,
+        pass_to_pass=verdict.pass_to_pass,
+        test_command=test_command,
+        test_files=candidate.split.runnable_test_files(),
+        created_at=commit.date,
+        problem_statement=statement,
+        statement_sources=sources,
+        issue_refs=issue_refs,
+        diff_tests=verdict.diff_tests,
+        cascade=bool(verdict.cascade_reason),
+        cascade_reason=verdict.cascade_reason,
+        flaky=verdict.flaky,
+        mined_at=time.time(),
+        seconds=round(seconds, 3),
+    )
+
+
+def to_reject(candidate: Candidate, verdict: Verdict, seconds: float) -> Reject:
+    commit = candidate.commit
+    return Reject(
+        commit.sha,
+        verdict.reason,
+        verdict.detail,
+        "validate",
+        commit.subject,
+        round(seconds, 3),
+        time.time(),
+    )
+
+
+def task_id(repo_name: str, sha: str) -> str:
+    """SWE-bench style: owner__name-<sha12>."""
+    return f"{repo_name.replace('/', '__')}-{sha[:12]}"

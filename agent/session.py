@@ -1,0 +1,376 @@
+"""The interactive session: what the app drives, the counterpart of headless `run_fix`.
+
+One `Session` per app. `ask()` runs one request exactly like a fix run (a sandbox workspace
+from the current working tree, the solver with refinement, a run record under
+`.evoagent/runs/`) but never touches the user's tree: it returns the proposed patch and the
+tests beside it. The person then `accept()`s all or some hunks (applied with `git apply`,
+remembered for `undo()`), optionally committing them and keeping them as knowledge.
+
+Threading: `ask()` blocks and is meant for a worker thread; every event goes through the
+`emit` given to `open()`, from that thread. `cancel()`, `set_mode()` and `status()` are safe
+from any thread; `ApprovalNeeded` events are answered with `event.answer(bool)` from any
+thread. `accept`/`undo`/`list_runs`/`resume` are quick git/file operations.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import patches
+from .approval import ApprovalMode, Approver
+from .errors import EvoError
+from .events import Event
+from .fix import RunControls, run_request
+from .knowledge_capture import capture_from_run, default_approver, read_run, resolve_run
+from .model_select import NO_MODEL_HINT, NoModelAvailable, select_model
+from .patches import AppliedChange, FilePatch
+from .repo_context import RepoContext
+from .usage import SessionTotals
+
+REAP_INTERVAL = 0.1
+"""Seconds between kills of sandboxed processes while a cancelled request unwinds."""
+
+
+@dataclass(frozen=True)
+class SessionStatus:
+    model: str | None
+    """The litellm model name, or None when no model is available."""
+    model_hint: str
+    """Why there is no model and how to configure one ("" when there is one)."""
+    isolated: bool
+    """True when sandboxed commands run under bubblewrap."""
+    mode: ApprovalMode
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float | None
+    """None when some call's price is unknown."""
+    cost_label: str
+    """"$0.0123", "unknown" or "$0.0000" — ready to show."""
+    memory_count: int
+    """Commits in the repo's memory store (0 when not mined yet)."""
+    running: bool
+    """A request is in progress."""
+    can_undo: bool
+    """There is an accepted change `undo()` would restore."""
+
+
+@dataclass
+class RequestOutcome:
+    run_id: str
+    run_dir: Path
+    status: str
+    """fixed | not_fixed | not_verified | budget_exhausted | cancelled | error"""
+    patch: str
+    """The proposed unified diff ("" when nothing changed)."""
+    files: list[FilePatch]
+    """`patch` parsed into files and hunks (ids for `accept`)."""
+    tests: dict[str, Any] | None
+    """`report["tests"]`: {"before": counts, "after": counts, "reproduction": ...}."""
+    summary: str
+    """The agent's final summary."""
+    report: dict[str, Any] = field(default_factory=dict)
+    """The whole report.json."""
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_id: str
+    title: str
+    """The request's first line."""
+    status: str
+    cost_usd: float | None
+    cost_label: str
+    patch_path: Path | None
+    """patch.diff when it exists and is not empty."""
+    started: float
+    """Unix time the run folder was created (sort key)."""
+    model: str
+
+
+@dataclass
+class ResumedRun:
+    run_id: str
+    request: str
+    patch: str
+    files: list[FilePatch]
+    report: dict[str, Any]
+
+
+@dataclass
+class AcceptResult:
+    run_id: str
+    paths: list[str]
+    """Files the accepted hunks changed in the working tree."""
+    commit_sha: str | None = None
+    knowledge_id: str | None = None
+    knowledge_error: str | None = None
+    """Set when keeping the fix as knowledge failed (the change itself stays applied)."""
+
+
+class Session:
+    """See the module docstring. Create with `Session.open(...)`."""
+
+    def __init__(self, ctx: RepoContext, model: str | None, model_hint: str, approver: Approver,
+                 emit: Callable[[Event], None]):
+        self.ctx = ctx
+        self.model = model
+        self.model_hint = model_hint
+        self.approver = approver
+        self.emit = emit
+        self._lock = threading.Lock()
+        self._cancel = threading.Event()
+        self._running = False
+        self._workspace: Path | None = None  # the running request's sandbox
+        self._isolated: bool | None = None  # known once a sandbox was made
+        self._applied: list[tuple[str, AppliedChange, str | None]] = []  # run, change, commit
+        self._usage: list[SessionTotals] = []
+
+    @classmethod
+    def open(
+        cls,
+        ctx: RepoContext,
+        model: str | None = None,
+        mode: ApprovalMode = ApprovalMode.ASK,
+        emit: Callable[[Event], None] = lambda e: None,
+    ) -> Session:
+        """A session on the repo; opens even without a model (then `ask` raises
+        NoModelAvailable and `status().model_hint` says how to configure one)."""
+        try:
+            name, hint = select_model(model or ctx.settings.model or None).name, ""
+        except NoModelAvailable as exc:
+            name, hint = None, exc.message
+        return cls(ctx, name, hint, Approver(mode, emit), emit)
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def status(self) -> SessionStatus:
+        from evoagent.sandbox.bwrap import bwrap_path
+
+        prompt = sum(u.prompt_tokens for u in self._usage)
+        completion = sum(u.completion_tokens for u in self._usage)
+        costs = [u.cost_usd for u in self._usage]
+        cost = None if any(c is None for c in costs) else float(sum(costs))
+        return SessionStatus(
+            model=self.model,
+            model_hint=self.model_hint,
+            isolated=self._isolated if self._isolated is not None else bwrap_path() is not None,
+            mode=self.approver.mode,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            cost_usd=cost,
+            cost_label="unknown" if cost is None else f"${cost:.4f}",
+            memory_count=self._memory_count(),
+            running=self._running,
+            can_undo=bool(self._applied) and self._applied[-1][2] is None,
+        )
+
+    def _memory_count(self) -> int:
+        if not self.ctx.state.memory_dir.is_dir() or not any(self.ctx.state.memory_dir.iterdir()):
+            return 0  # never mined: do not create a store just to count nothing
+        try:
+            return self.ctx.store.count()
+        except Exception:  # an unreadable store must not break the status line
+            return 0
+
+    def set_mode(self, mode: ApprovalMode | str) -> None:
+        """Switch the approval mode; takes effect at the next approval (even mid-request)."""
+        self.approver.set_mode(mode)
+
+    def ask(self, request: str) -> RequestOutcome:
+        """Run one request in the sandbox and return the proposed patch; never applies it.
+
+        Raises NoModelAvailable without a model, EvoError when a request is already running
+        or the repository has no commits. A cancelled request returns status "cancelled".
+        """
+        if self.model is None:
+            raise NoModelAvailable(self.model_hint or NO_MODEL_HINT)
+        if not request.strip():
+            raise EvoError("empty request: say what to change")
+        with self._lock:
+            if self._running:
+                raise EvoError("a request is already running: wait for it or cancel it")
+            self._running = True
+            self._cancel.clear()
+        try:
+            outcome = run_request(self.ctx, request, self.model, self.emit, RunControls(
+                approve=self.approver.approve,
+                should_stop=self._cancel.is_set,
+                on_sandbox=self._on_sandbox,
+            ))
+        finally:
+            with self._lock:
+                self._running = False
+                self._workspace = None
+        if outcome.usage is not None:
+            self._usage.append(outcome.usage)
+        return RequestOutcome(
+            run_id=outcome.run_id,
+            run_dir=outcome.run_dir,
+            status=outcome.status,
+            patch=outcome.patch,
+            files=patches.parse(outcome.patch),
+            tests=outcome.report.get("tests"),
+            summary=str(outcome.report.get("summary") or ""),
+            report=outcome.report,
+        )
+
+    def _on_sandbox(self, workspace: Any, runner: Any) -> None:
+        self._workspace, self._isolated = Path(workspace.path), bool(runner.isolated)
+
+    def cancel(self) -> None:
+        """Stop the running request at the next step boundary: refuse pending approvals and
+        kill the sandboxed commands in flight. No-op when nothing runs."""
+        if not self._running or self._cancel.is_set():
+            return
+        self._cancel.set()
+        self.approver.refuse_pending()
+        # The kernel may still start a test run between steps (it does not poll the flag),
+        # so keep killing until the request has unwound.
+        threading.Thread(target=self._reap, name="evoagent-cancel", daemon=True).start()
+
+    def _reap(self) -> None:
+        while self._running:
+            workspace = self._workspace
+            if workspace is not None:
+                kill_sandboxed(workspace)
+            time.sleep(REAP_INTERVAL)
+
+    def accept(
+        self,
+        run_id: str,
+        hunk_ids: list[str] | None = None,
+        commit: bool = False,
+        note_as_knowledge: str | None = None,
+    ) -> AcceptResult:
+        """Apply the run's patch (or only `hunk_ids`, ids from `RequestOutcome.files`) to the
+        working tree; remembered for `undo()`. `commit` commits only those files;
+        `note_as_knowledge` (a note, may be "") keeps the run as knowledge. EvoError (one
+        line) when it does not apply."""
+        run_dir = resolve_run(self.ctx.state.runs_dir, run_id)
+        report, patch = read_run(run_dir)
+        chosen = patch if hunk_ids is None else patches.select(patch, hunk_ids)
+        if not chosen.strip():
+            raise EvoError(f"run {run_dir.name}: nothing selected to apply")
+        applied = patches.apply_to_worktree(self.ctx.root, chosen)
+        result = AcceptResult(run_dir.name, applied.paths)
+        if commit:
+            title = (str(report.get("issue") or "").strip().splitlines() or ["evoagent change"])[0]
+            message = f"{title.strip()[:68]}\n\n{report.get('summary') or ''}".rstrip()
+            result.commit_sha = patches.commit(self.ctx.root, applied,
+                                               f"{message}\n\nEvoagent-Run: {run_dir.name}\n")
+        self._applied.append((run_dir.name, applied, result.commit_sha))
+        _update_report(run_dir, {"accepted": {
+            "hunks": hunk_ids, "paths": applied.paths, "commit_sha": result.commit_sha,
+        }, **({"commit_sha": result.commit_sha} if result.commit_sha else {})})
+        if note_as_knowledge is not None:
+            try:
+                kept = capture_from_run(run_dir, default_approver(self.ctx.root),
+                                        note_as_knowledge, self.ctx.knowledge, patch=chosen)
+                result.knowledge_id = kept.id
+            except EvoError as exc:
+                result.knowledge_error = exc.message
+        return result
+
+    def undo(self) -> list[str]:
+        """Restore the tree as it was before the last accepted change; returns its paths.
+        EvoError when there is nothing to undo, it was committed, or the files changed
+        since (then nothing is restored and it stays undoable)."""
+        if not self._applied:
+            raise EvoError("nothing to undo")
+        run_id, applied, sha = self._applied[-1]
+        if sha is not None:
+            raise EvoError(f"the change from run {run_id} was committed as {sha[:12]}: "
+                           "use git revert")
+        patches.undo(self.ctx.root, applied)
+        self._applied.pop()
+        _update_report(self.ctx.state.runs_dir / run_id, {"accepted": None, "undone": True})
+        return applied.paths
+
+    def list_runs(self) -> list[RunSummary]:
+        """Past runs under .evoagent/runs (those with a report.json), newest first."""
+        runs = []
+        runs_dir = self.ctx.state.runs_dir
+        for run_dir in runs_dir.iterdir() if runs_dir.is_dir() else []:
+            try:
+                report, patch = read_run(run_dir)
+            except EvoError:
+                continue  # still running, or not a run folder
+            cost = report.get("cost_usd")
+            patch_path = run_dir / "patch.diff"
+            runs.append(RunSummary(
+                run_id=run_dir.name,
+                title=(str(report.get("issue") or "").splitlines() or [""])[0],
+                status=str(report.get("status") or "unknown"),
+                cost_usd=cost if isinstance(cost, (int, float)) else None,
+                cost_label=str(report.get("cost") or ("unknown" if cost is None else f"${cost:.4f}")),
+                patch_path=patch_path if patch.strip() else None,
+                started=(run_dir / "trajectory.jsonl").stat().st_mtime
+                if (run_dir / "trajectory.jsonl").exists() else run_dir.stat().st_mtime,
+                model=str(report.get("model") or ""),
+            ))
+        # Run ids start with a timestamp, so the name breaks ties within one second.
+        return sorted(runs, key=lambda r: (r.run_id[:15], r.started, r.run_id), reverse=True)
+
+    def resume(self, run_id: str) -> ResumedRun:
+        """A past run's request and patch (a unique id prefix works), to show it again."""
+        run_dir = resolve_run(self.ctx.state.runs_dir, run_id)
+        report, patch = read_run(run_dir)
+        return ResumedRun(run_dir.name, str(report.get("issue") or ""), patch,
+                          patches.parse(patch), report)
+
+
+def _update_report(run_dir: Path, changes: dict[str, Any]) -> None:
+    path = run_dir / "report.json"
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    report.update(changes)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(report, indent=2, default=str))
+    tmp.replace(path)
+
+
+def kill_sandboxed(workspace: Path) -> int:
+    """Kill the process groups of this process's sandboxed commands running for `workspace`
+    (each runs in its own session: a direct child that leads its group); returns how many."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return 0
+    me, where, killed = os.getpid(), str(workspace), 0
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        try:
+            stat = (entry / "stat").read_text()
+            fields = stat[stat.rindex(")") + 2:].split()
+            ppid, pgid, sid = int(fields[1]), int(fields[2]), int(fields[3])
+            if ppid != me or sid != pid or pgid != pid:
+                continue
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+            cwd = os.readlink(entry / "cwd")
+        except (OSError, ValueError, IndexError):
+            continue  # exited meanwhile, or not ours to read
+        if where in cmdline or cwd == where or cwd.startswith(where + os.sep):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+                killed += 1
+    return killed
+
+
+__all__ = [
+    "AcceptResult", "ApprovalMode", "EvoError", "NoModelAvailable", "RequestOutcome",
+    "ResumedRun", "RunSummary", "Session", "SessionStatus", "kill_sandboxed",
+]

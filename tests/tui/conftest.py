@@ -1,0 +1,119 @@
+"""Fixtures for the app's tests: a real git repo with a failing test, the scripted model,
+and the app built on them. Nothing under test is patched."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import itertools
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from evoagent.agent.genome import init_genome
+from evoagent.agent.scripted_provider import (
+    ScriptedReply,
+    ScriptedToolCall,
+    register_script,
+    unregister_script,
+)
+
+CALC = '''def clamp(value, low, high):
+    if value < low:
+        return low
+    if value > high:
+        return low
+    return value
+'''
+TESTS = '''from calc import clamp
+
+
+def test_inside():
+    assert clamp(5, 0, 10) == 5
+
+
+def test_above():
+    assert clamp(15, 0, 10) == 10
+'''
+BUGGY = "    if value > high:\n        return low\n"
+FIXED = "    if value > high:\n        return high\n"
+REQUEST = "clamp returns the lower bound above the upper bound"
+SIZE = (100, 32)
+_names = itertools.count()
+
+
+def call(name: str, text: str = "", **arguments) -> ScriptedReply:
+    return ScriptedReply(text=text, tool_calls=[ScriptedToolCall(name, arguments)])
+
+
+def fix_steps() -> list[ScriptedReply]:
+    """Read, answer in Markdown, edit calc.py, finish: one proposed hunk."""
+    block = {"path": "calc.py", "search": BUGGY, "replace": FIXED}
+    return [
+        call("read", path="calc.py"),
+        ScriptedReply(text="The **upper** branch returns `low`; it should return `high`.",
+                      tool_calls=[ScriptedToolCall("edit", {"edits": [block]})]),
+        call("finish", summary="clamp returns high above the upper bound"),
+    ]
+
+
+def configure_genome(repo: Path, **loop: object) -> None:
+    """Set [loop] keys in the repo's live genome and commit them there, as a user would."""
+    genome = repo / ".evoagent" / "agent"
+    init_genome(genome)
+    toml = genome / "agent.toml"
+    text = toml.read_text()
+    for key, value in loop.items():
+        text, count = re.subn(rf"(?m)^{key} = \S+", f"{key} = {value}", text)
+        assert count == 1, key
+    toml.write_text(text)
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "tune loop"],
+        cwd=genome, check=True, capture_output=True,
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem):
+    """Run `async def` tests in a fresh event loop (no async plugin needed)."""
+    if not inspect.iscoroutinefunction(pyfuncitem.obj):
+        return None
+    names = pyfuncitem._fixtureinfo.argnames
+    asyncio.run(pyfuncitem.obj(**{n: pyfuncitem.funcargs[n] for n in names}))
+    return True
+
+
+@pytest.fixture(autouse=True)
+def no_model_probe(monkeypatch):
+    """No test asks a real Ollama server: a closed local port refuses at once."""
+    monkeypatch.setenv("OLLAMA_HOST", "127.0.0.1:9")
+
+
+@pytest.fixture
+def project(git_repo):
+    git_repo.commit("Add clamp with tests", {
+        "calc.py": CALC,
+        "tests/test_calc.py": TESTS,
+        "pyproject.toml": '[tool.pytest.ini_options]\npythonpath = ["."]\n',
+        "README.md": "# calc\n",
+    })
+    git_repo.commit("Document the clamp parser bounds (#12)", {
+        "README.md": "# calc\n\nclamp(value, low, high) keeps value within bounds.\n",
+    })
+    return git_repo
+
+
+@pytest.fixture
+def script():
+    """Register a uniquely named script; returns its model name. Unregistered after."""
+    names: list[str] = []
+
+    def register(steps) -> str:
+        names.append(f"tui-{next(_names)}")
+        register_script(names[-1], steps)
+        return f"scripted/{names[-1]}"
+
+    yield register
+    for name in names:
+        unregister_script(name)

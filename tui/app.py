@@ -1,0 +1,398 @@
+"""The evoagent Textual app: chat with the agent, review its diffs, browse memory and runs.
+
+The app wires the non-widget `SessionController` (which owns the agent session and its
+threads) to the screens: it receives the controller's messages, keeps the status bar's
+`StatusInfo`, and hands events down to the main screen. Screens load on first use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from textual import on, work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.reactive import var
+from textual.screen import Screen
+
+from .controller import SessionController, next_mode, one_line
+from .messages import (
+    AgentEvent,
+    MemoryCount,
+    MiningDone,
+    MiningProgress,
+    Notice,
+    RequestDone,
+    RequestFailed,
+    SessionReady,
+    SessionUnavailable,
+)
+from .state import StatusInfo
+
+if TYPE_CHECKING:
+    from .screens.main import MainScreen
+    from .screens.review import ReviewRequest
+
+QUIT_WINDOW_S = 2.0
+"""A second Ctrl+C within this many seconds quits."""
+
+
+def _memory_screen() -> Screen:
+    from .screens.memory import MemoryScreen
+
+    return MemoryScreen()
+
+
+def _runs_screen() -> Screen:
+    from .screens.runs import RunsScreen
+
+    return RunsScreen()
+
+
+def _help_screen() -> Screen:
+    from .screens.help import HelpScreen
+
+    return HelpScreen()
+
+
+class EvoApp(App):
+    """`evoagent` with no subcommand. `root`: where the repository is (default: cwd)."""
+
+    TITLE = "evoagent"
+    CSS_PATH = "app.tcss"
+    SCREENS = {"memory": _memory_screen, "runs": _runs_screen, "help": _help_screen}
+    BINDINGS = [
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+        Binding("ctrl+c", "interrupt", "Stop / quit", priority=True, show=False),
+        Binding("ctrl+t", "cycle_mode", "Mode", tooltip="Cycle the approval mode"),
+        Binding("ctrl+z", "undo", "Undo", tooltip="Undo the last accepted change"),
+        Binding("f2", "show_memory", "Memory"),
+        Binding("f3", "show_runs", "Runs"),
+        Binding("f9", "toggle_copy_mode", "Copy mode",
+                tooltip="Release the mouse so the terminal can select text"),
+    ]
+
+    status: var[StatusInfo] = var(StatusInfo)
+    copy_mode: var[bool] = var(False)
+
+    def __init__(
+        self,
+        root: Path | None = None,
+        model: str | None = None,
+        mode: str = "ask",
+        mine_on_start: bool = True,
+    ):
+        super().__init__()
+        self.controller = SessionController(self, root, model, mode, mine_on_start)
+        self.status = StatusInfo(mode=mode)
+        self._last_interrupt = 0.0
+        self._request_base = (0, 0, 0.0)
+        self.no_model_hint = ""
+
+    # -- screens ----------------------------------------------------------------------
+
+    def get_default_screen(self) -> Screen:
+        from .screens.main import MainScreen
+
+        return MainScreen()
+
+    @property
+    def main(self) -> MainScreen:
+        return self.screen_stack[0]  # type: ignore[return-value]
+
+    def on_mount(self) -> None:
+        # After the first frame is painted: the worker imports litellm and lancedb, and
+        # imports hold the GIL, which would otherwise delay that frame.
+        self.call_after_refresh(self.controller.start)
+
+    def watch_status(self, status: StatusInfo) -> None:
+        if self.screen_stack:
+            self.main.status = status
+
+    # -- controller messages ----------------------------------------------------------
+
+    @on(SessionReady)
+    def _session_ready(self, message: SessionReady) -> None:
+        self.status = self.status.with_(model=message.model or None, mode=message.mode,
+                                        isolated=message.isolated, starting=False)
+        if message.model:
+            self.main.note(f"Ready: {message.model}. Ask for a change, or type /help.")
+
+    @on(SessionUnavailable)
+    def _session_unavailable(self, message: SessionUnavailable) -> None:
+        self.status = self.status.with_(model=None, starting=False)
+        if message.no_model:
+            self.no_model_hint = message.hint
+            self.main.note(f"No model: {message.hint}. Memory still works (F2).")
+            self.action_show_no_model()
+        else:
+            self.main.note(f"evoagent: {message.hint}", error=True)
+
+    @on(AgentEvent)
+    async def _agent_event(self, message: AgentEvent) -> None:
+        from evoagent.agent.events import ApprovalNeeded, CostUpdate
+
+        event = message.event
+        if isinstance(event, CostUpdate):
+            prompt, completion, cost = self._request_base
+            total = None if event.cost_usd is None or cost is None else cost + event.cost_usd
+            self.status = self.status.with_(prompt_tokens=prompt + event.prompt_tokens,
+                                            completion_tokens=completion + event.completion_tokens,
+                                            cost_usd=total)
+        await self.main.show_event(event)
+        if isinstance(event, ApprovalNeeded):
+            self.ask_approval(event)
+
+    @work
+    async def ask_approval(self, event: Any) -> None:
+        from .screens.approval import ApprovalScreen
+
+        allowed = await self.push_screen_wait(ApprovalScreen(event.action, event.detail))
+        event.answer(bool(allowed))
+        self.main.note(f"{'Allowed' if allowed else 'Denied'}: {event.action}")
+
+    @on(RequestDone)
+    def _request_done(self, message: RequestDone) -> None:
+        outcome = message.outcome
+        self.status = self.status.with_(busy=False)
+        self.main.show_outcome(outcome)
+        self.refresh_status()
+        if outcome.patch.strip():
+            self.review(self.review_request(outcome))
+
+    @on(RequestFailed)
+    def _request_failed(self, message: RequestFailed) -> None:
+        self.status = self.status.with_(busy=False)
+        self.main.note(f"Request failed: {message.error}", error=True)
+
+    @on(MiningProgress)
+    def _mining_progress(self, message: MiningProgress) -> None:
+        self.main.mining(message.done, message.total)
+
+    @on(MiningDone)
+    def _mining_done(self, message: MiningDone) -> None:
+        self.main.mining_done()
+        if message.error:
+            self.main.note(f"Mining failed: {message.error}", error=True)
+            return
+        self.status = self.status.with_(memories=message.memories)
+
+    @on(MemoryCount)
+    def _memory_count(self, message: MemoryCount) -> None:
+        self.status = self.status.with_(memories=message.memories)
+
+    @on(Notice)
+    def _notice(self, message: Notice) -> None:
+        self.notify(message.text, severity=message.severity)  # type: ignore[arg-type]
+
+    # -- flows ------------------------------------------------------------------------
+
+    def send_request(self, text: str) -> None:
+        if self.controller.running or self.status.busy:
+            self.notify("A request is already running (Ctrl+C stops it).", severity="warning")
+            return
+        if not self.status.model and not self.status.starting:
+            self.action_show_no_model()
+            return
+        s = self.status
+        self._request_base = (s.prompt_tokens, s.completion_tokens, s.cost_usd)
+        self.status = s.with_(busy=True)
+        self.controller.ask(text)
+
+    def review_request(self, run: Any) -> ReviewRequest:
+        """A review of a run's patch (a RequestOutcome or a ResumedRun)."""
+        from .screens.review import ReviewRequest
+
+        report = getattr(run, "report", None) or {}
+        status = getattr(run, "status", None) or report.get("status", "")
+        summary = getattr(run, "summary", None) or report.get("summary", "")
+        tests = getattr(run, "tests", None) or report.get("tests")
+        return ReviewRequest(diff=run.patch, title=f"Run {run.run_id}",
+                             metadata={"status": status, "summary": summary},
+                             tests=tests_lines(tests), key=run.run_id)
+
+    def show_resumed(self, resumed: Any) -> None:
+        """Bring a past run back into the conversation and review its patch again."""
+        self.main.note(f"Resumed run {resumed.run_id}: {resumed.request.splitlines()[0]}")
+        self.main.prompt.value = resumed.request
+        if resumed.patch.strip():
+            self.review(self.review_request(resumed))
+
+    @work(group="review")
+    async def review(self, request: ReviewRequest) -> None:
+        """Show a run's patch for review, then apply what the person accepted."""
+        from .screens.review import ReviewScreen
+
+        result = await self.push_screen_wait(ReviewScreen(request))
+        if result is None or not result.accepted:
+            self.main.note("Rejected: nothing was applied.")
+            return
+        try:
+            accepted = await asyncio.to_thread(
+                self.controller.accept, request.key, result.selected, result.commit, result.note
+            )
+        except Exception as exc:
+            self.main.note(f"Could not apply: {one_line(exc)}", error=True)
+            return
+        lines = [f"Applied to {', '.join(accepted.paths) or 'nothing'} (Ctrl+Z undoes)."]
+        if accepted.commit_sha:
+            lines.append(f"Committed {accepted.commit_sha[:10]}.")
+        if accepted.knowledge_id:
+            lines.append(f"Kept as knowledge {accepted.knowledge_id}.")
+        if accepted.knowledge_error:
+            lines.append(f"Not kept as knowledge: {accepted.knowledge_error}")
+        self.main.note(" ".join(lines))
+
+    @work(group="undo", exclusive=True)
+    async def undo(self) -> None:
+        try:
+            paths = await asyncio.to_thread(self.controller.undo)
+        except Exception as exc:
+            self.main.note(f"Nothing undone: {one_line(exc)}", error=True)
+            return
+        self.main.note(f"Undone: restored {', '.join(paths)}.")
+
+    @work(group="status", exclusive=True)
+    async def refresh_status(self) -> None:
+        try:
+            status = await asyncio.to_thread(self.controller.status)
+        except Exception:
+            return
+        self.status = self.status.with_(
+            prompt_tokens=status.prompt_tokens, completion_tokens=status.completion_tokens,
+            cost_usd=status.cost_usd, memories=status.memory_count,
+        )
+
+    def switch_model(self, model: str) -> None:
+        self.status = self.status.with_(model=None, starting=True)
+        self.main.note(f"Switching to {model}…")
+        self.controller.switch_model(model)
+
+    def show_recall(self, query: str) -> None:
+        self._show("memory")
+        if query:
+            self.get_screen("memory").search(query)  # type: ignore[attr-defined]
+
+    def set_mode(self, mode: str) -> None:
+        self.controller.set_mode(mode)
+        self.status = self.status.with_(mode=mode)
+
+    # -- actions ----------------------------------------------------------------------
+
+    def action_cycle_mode(self) -> None:
+        self.set_mode(next_mode(self.status.mode))
+        self.notify(f"Approval mode: {self.status.mode}", timeout=2)
+
+    def action_undo(self) -> None:
+        self.undo()
+
+    def action_show_memory(self) -> None:
+        self._show("memory")
+
+    def action_show_runs(self) -> None:
+        self._show("runs")
+
+    def action_show_help(self) -> None:
+        self._show("help")
+
+    def action_show_no_model(self) -> None:
+        from .screens.no_model import NoModelScreen
+
+        if not any(isinstance(s, NoModelScreen) for s in self.screen_stack):
+            self.push_screen(NoModelScreen(self.no_model_hint))
+
+    def _show(self, name: str) -> None:
+        if self.screen is not self.get_screen(name):
+            self.push_screen(name)
+
+    def action_mine(self) -> None:
+        self.controller.mine()
+
+    def action_interrupt(self) -> None:
+        """Ctrl+C: stop a running request; a second Ctrl+C soon after quits."""
+        now = time.monotonic()
+        if now - self._last_interrupt < QUIT_WINDOW_S:
+            self.exit()
+            return
+        self._last_interrupt = now
+        if self.controller.running:
+            self.controller.cancel()
+            self.notify("Stopping the request… (Ctrl+C again quits)", timeout=QUIT_WINDOW_S)
+        else:
+            self.notify("Press Ctrl+C again to quit", timeout=QUIT_WINDOW_S)
+
+    def action_toggle_copy_mode(self) -> None:
+        self.copy_mode = not self.copy_mode
+
+    def watch_copy_mode(self, on: bool) -> None:
+        from .copy_mode import set_mouse_reporting
+
+        set_mouse_reporting(self, not on)
+        if on:
+            self.notify("Copy mode: select text with the mouse; F9 gives the mouse back.")
+
+    async def action_quit(self) -> None:
+        self.controller.shutdown()
+        self.exit()
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Approval mode: cycle", "ask → auto-edits → full-auto",
+                            self.action_cycle_mode)
+        for mode in ("ask", "auto_edits", "full_auto"):
+            yield SystemCommand(f"Approval mode: {mode}", f"Switch to {mode}",
+                                lambda m=mode: self.set_mode(m))
+        yield SystemCommand("Undo", "Undo the last accepted change", self.action_undo)
+        yield SystemCommand("Memory", "Search memories and knowledge", self.action_show_memory)
+        yield SystemCommand("Runs", "Past runs: review, resume", self.action_show_runs)
+        yield SystemCommand("Mine", "Mine new history into memory", self.action_mine)
+        yield SystemCommand("Copy mode", "Release the mouse for text selection",
+                            self.action_toggle_copy_mode)
+        yield SystemCommand("Help", "Keys and slash commands", self.action_show_help)
+
+    def on_unmount(self) -> None:
+        self.controller.shutdown()
+
+
+def tests_lines(tests: dict[str, Any] | None) -> list[str]:
+    """Report tests as short lines: "before: 1 passed, 1 failed"."""
+    if not tests:
+        return []
+    lines = []
+    for key, value in tests.items():
+        if isinstance(value, dict):
+            counts = ", ".join(f"{v} {k}" for k, v in value.items()
+                               if isinstance(v, int | float) and not isinstance(v, bool))
+            lines.append(f"{key}: {counts or '-'}")
+        elif value not in (None, "", [], {}):
+            lines.append(f"{key}: {value}")
+    return lines
+
+
+def run(root: Path | None = None, model: str | None = None, grace: float = 0.5) -> None:
+    """Run the app; on quit, give background threads `grace` seconds, then exit.
+
+    A thread may still be importing litellm, mining, or winding down a cancelled request.
+    None of them writes the user's working tree, mining is resumable and run records are
+    flushed per event, so the process does not wait for them (Python would, at exit).
+    """
+    import os
+    import sys
+    import threading
+
+    app = EvoApp(root=root, model=model)
+    # Our own loop: `asyncio.run` would wait for every worker thread at exit.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    app.run(loop=loop)
+    deadline = time.monotonic() + grace
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join(max(0.0, deadline - time.monotonic()))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(app.return_code or 0)

@@ -1,0 +1,249 @@
+"""The app's session controller: owns the agent `Session`; never a widget.
+
+Everything slow runs off the UI thread. Session start-up, requests and mining run in thread
+workers the controller starts on the app; each agent event and each outcome comes back as a
+message posted to the app (`post_message` is thread-safe). Quick calls the screens need
+(accept, undo, runs, recall, retract) are plain blocking methods that screens call from
+their own thread workers. Heavy modules (litellm, lancedb) are imported only in workers, so
+the first frame never waits for them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from textual.app import App
+
+from .messages import (
+    AgentEvent,
+    MemoryCount,
+    MiningDone,
+    MiningProgress,
+    Notice,
+    RequestDone,
+    RequestFailed,
+    SessionReady,
+    SessionUnavailable,
+)
+
+if TYPE_CHECKING:
+    from evoagent.agent.repo_context import RepoContext
+    from evoagent.agent.session import (
+        AcceptResult,
+        ResumedRun,
+        RunSummary,
+        Session,
+        SessionStatus,
+    )
+
+MODES = ("ask", "auto_edits", "full_auto")
+
+
+def next_mode(mode: str) -> str:
+    return MODES[(MODES.index(mode) + 1) % len(MODES)] if mode in MODES else MODES[0]
+
+
+def one_line(exc: BaseException) -> str:
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return message.strip().splitlines()[0] if message.strip() else type(exc).__name__
+
+
+class SessionController:
+    """Runs the session for `app`; see the module docstring.
+
+    `root` is where to look for the repository (None: the current directory); `model`
+    overrides the configured one; `mine_on_start` mines new history in the background.
+    """
+
+    def __init__(
+        self,
+        app: App,
+        root: Path | None = None,
+        model: str | None = None,
+        mode: str = "ask",
+        mine_on_start: bool = True,
+    ):
+        self.app = app
+        self.root = root
+        self.model = model
+        self.mode = mode
+        self.mine_on_start = mine_on_start
+        self.ctx: RepoContext | None = None
+        self.session: Session | None = None
+        self._ready = threading.Event()
+        # LanceDB from two threads while one forks git was seen to hang (memory/mine.py):
+        # memory operations of the app take turns.
+        self._memory_lock = threading.Lock()
+
+    # -- life cycle -------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the repository and the session in a thread worker, then mine."""
+        self.app.run_worker(self._start, thread=True, group="session", exit_on_error=False,
+                            name="open session")
+
+    def _start(self) -> None:
+        from evoagent.agent.approval import ApprovalMode
+        from evoagent.agent.repo_context import RepoContext
+        from evoagent.agent.session import Session
+
+        try:
+            self.ctx = RepoContext.open(self.root)
+            self.session = Session.open(self.ctx, self.model, ApprovalMode(self.mode), self._emit)
+            status = self.session.status()
+        except Exception as exc:  # a user-facing failure (not a repo, bad config)
+            self._post(SessionUnavailable(one_line(exc), no_model=False))
+            return
+        finally:
+            self._ready.set()
+        self._post(MemoryCount(status.memory_count))
+        if status.model:
+            self._post(SessionReady(status.model, status.mode.value, status.isolated))
+        else:
+            self._post(SessionUnavailable(status.model_hint))
+            self._post(SessionReady("", status.mode.value, status.isolated))
+        if self.mine_on_start:
+            self._mine()
+
+    def switch_model(self, model: str) -> None:
+        """Open a new session on `model` (refused while a request runs)."""
+        if self.running:
+            self._post(Notice("A request is running: stop it first (Ctrl+C).", "warning"))
+            return
+        self.model = model
+        self._ready.clear()
+        self.mine_on_start = False
+        self.start()
+
+    def root_path(self) -> Path:
+        """The repository root once known, else where the app was started."""
+        if self.ctx is not None:
+            return self.ctx.root
+        return self.root or Path.cwd()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        return self._ready.wait(timeout)
+
+    def shutdown(self) -> None:
+        """Stop a running request; the working tree is never touched here."""
+        if self.session is not None:
+            self.session.cancel()
+
+    def _post(self, message) -> None:
+        self.app.post_message(message)
+
+    def _emit(self, event) -> None:
+        self._post(AgentEvent(event))
+
+    # -- requests ---------------------------------------------------------------------
+
+    def ask(self, request: str) -> None:
+        """Run one request in a thread worker; events stream back, then RequestDone."""
+        self.app.run_worker(lambda: self._ask(request), thread=True, group="ask",
+                            exit_on_error=False, name="ask")
+
+    def _ask(self, request: str) -> None:
+        self._ready.wait()
+        if self.session is None:
+            self._post(RequestFailed("no session: see the message above"))
+            return
+        try:
+            outcome = self.session.ask(request)
+        except Exception as exc:
+            self._post(RequestFailed(one_line(exc)))
+            return
+        self._post(RequestDone(outcome))
+
+    def cancel(self) -> None:
+        if self.session is not None:
+            self.session.cancel()
+
+    @property
+    def running(self) -> bool:
+        return self.session is not None and self.session.running
+
+    def set_mode(self, mode: str) -> None:
+        self.mode = mode
+        if self.session is not None:
+            self.session.set_mode(mode)
+
+    # -- blocking calls for screens' thread workers -------------------------------------
+
+    def _require(self) -> Session:
+        if self.session is None:
+            from evoagent.agent.errors import EvoError
+
+            raise EvoError("the session is not open")
+        return self.session
+
+    def status(self) -> SessionStatus:
+        return self._require().status()
+
+    def accept(self, run_id: str, hunk_ids: list[str] | None, commit: bool = False,
+               note: str | None = None) -> AcceptResult:
+        return self._require().accept(run_id, hunk_ids, commit=commit, note_as_knowledge=note)
+
+    def undo(self) -> list[str]:
+        return self._require().undo()
+
+    def list_runs(self) -> list[RunSummary]:
+        return self._require().list_runs()
+
+    def resume(self, run_id: str) -> ResumedRun:
+        return self._require().resume(run_id)
+
+    def recall(self, query: str, k: int = 20) -> tuple[list[Any], list[Any]]:
+        """Memories and active knowledge for `query` (empty when nothing is mined)."""
+        from evoagent.memory.search import recall, recall_knowledge
+
+        ctx = self._context()
+        with self._memory_lock:
+            memories = recall(ctx.store, query, k=k)
+            knowledge = recall_knowledge(ctx.knowledge, query, k=k)
+        return memories, knowledge
+
+    def knowledge_list(self) -> list[Any]:
+        ctx = self._context()
+        with self._memory_lock:
+            return ctx.knowledge.list(status="active")
+
+    def retract(self, knowledge_id: str, reason: str) -> None:
+        ctx = self._context()
+        with self._memory_lock:
+            ctx.knowledge.retract(knowledge_id, reason)
+
+    def _context(self) -> RepoContext:
+        self._ready.wait()
+        if self.ctx is None:
+            from evoagent.agent.errors import EvoError
+
+            raise EvoError("not in a git repository")
+        return self.ctx
+
+    # -- mining -----------------------------------------------------------------------
+
+    def mine(self) -> None:
+        self.app.run_worker(self._mine, thread=True, group="mine", exclusive=True,
+                            exit_on_error=False, name="mine")
+
+    def _mine(self) -> None:
+        from evoagent.memory.mine import mine
+
+        ctx = self._context()
+        progress: Callable[[int, int], None] = lambda done, total: self._post(  # noqa: E731
+            MiningProgress(done, total)
+        )
+        try:
+            with self._memory_lock:
+                result = mine(ctx.root, ctx.store, progress=progress,
+                              batch_size=min(ctx.settings.mine_batch, 200))
+                count = ctx.store.count()
+        except Exception as exc:
+            self._post(MiningDone(0, 0, one_line(exc)))
+            return
+        self._post(MiningDone(result.stored, count))
+        if result.stored:
+            self._post(Notice(f"memory: mined {result.stored} commits"))

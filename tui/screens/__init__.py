@@ -1,0 +1,1 @@
+"""evoagent.tui.screens: one screen per module, each with a sibling .tcss."""

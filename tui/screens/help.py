@@ -1,0 +1,38 @@
+"""Keys and slash commands."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Markdown
+
+from ..widgets.prompt_input import SLASH_COMMANDS
+
+KEYS = """\
+| key | what |
+|---|---|
+| Enter | send the request |
+| @ | pick a file into the request |
+| Ctrl+T | cycle the approval mode (ask → auto-edits → full-auto) |
+| Ctrl+Z | undo the last accepted change |
+| F2 / F3 | memory / runs |
+| F9 | copy mode: release the mouse so the terminal selects text |
+| Ctrl+P | command palette |
+| Ctrl+C | stop the request; twice quits · Ctrl+Q quits |
+"""
+
+
+class HelpScreen(ModalScreen[None]):
+    CSS_PATH = "help.tcss"
+    BINDINGS = [Binding("escape,q", "close", "Close")]
+
+    def compose(self) -> ComposeResult:
+        commands = "\n".join(f"| `{name}` | {text} |" for name, text in SLASH_COMMANDS.items())
+        text = f"# Help\n\n{KEYS}\n| command | what |\n|---|---|\n{commands}\n"
+        with Vertical(id="help-dialog"):
+            yield Markdown(text)
+
+    def action_close(self) -> None:
+        self.dismiss(None)

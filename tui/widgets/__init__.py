@@ -1,0 +1,1 @@
+"""evoagent.tui.widgets: one widget per module."""
