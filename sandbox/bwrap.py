@@ -14,6 +14,7 @@ from pathlib import Path
 from evoagent.sandbox.capture import execute
 from evoagent.sandbox.config import SandboxConfig
 from evoagent.sandbox.env import sandbox_env
+from evoagent.sandbox.limits import Limits
 from evoagent.sandbox.protocols import CommandResult
 
 # Sockets that hand out power over the host even without a network namespace.
@@ -35,6 +36,18 @@ def shell_argv(command: str | Sequence[str]) -> tuple[list[str], str]:
         shell = "/bin/bash" if Path("/bin/bash").exists() else "/bin/sh"
         return [shell, "-c", command], command
     return list(command), shlex.join(command)
+
+
+def call_settings(
+    config: SandboxConfig, timeout: float | None, env: dict[str, str] | None
+) -> tuple[dict[str, str], Limits]:
+    """The scrubbed environment and the limits of one call (both runners use this)."""
+    homes = home_dirs()
+    full_env = sandbox_env(
+        homes[0] if homes else Path("/tmp"), config.venv, {**config.env, **(env or {})}
+    )
+    limits = config.limits if timeout is None else replace(config.limits, timeout=timeout)
+    return full_env, limits
 
 
 def home_dirs() -> list[Path]:
@@ -139,12 +152,7 @@ class BwrapRunner:
         writable: Sequence[Path] = (),
     ) -> CommandResult:
         inner, display = shell_argv(command)
-        homes = home_dirs()
-        config = self.config
-        full_env = sandbox_env(
-            homes[0] if homes else Path("/tmp"), config.venv, {**config.env, **(env or {})}
-        )
-        limits = config.limits if timeout is None else replace(config.limits, timeout=timeout)
+        full_env, limits = call_settings(self.config, timeout, env)
         return execute(
             self.argv(inner, cwd, writable),
             display=display,

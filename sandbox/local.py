@@ -6,13 +6,11 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
-from evoagent.sandbox.bwrap import BwrapRunner, bwrap_path, home_dirs, shell_argv
+from evoagent.sandbox.bwrap import BwrapRunner, bwrap_path, call_settings, shell_argv
 from evoagent.sandbox.capture import execute
 from evoagent.sandbox.config import SandboxConfig
-from evoagent.sandbox.env import sandbox_env
 from evoagent.sandbox.protocols import CommandResult, Runner
 
 log = logging.getLogger(__name__)
@@ -50,12 +48,7 @@ class LocalRunner:
         writable: Sequence[Path] = (),
     ) -> CommandResult:
         argv, display = shell_argv(command)
-        homes = home_dirs()
-        config = self.config
-        full_env = sandbox_env(
-            homes[0] if homes else Path("/tmp"), config.venv, {**config.env, **(env or {})}
-        )
-        limits = config.limits if timeout is None else replace(config.limits, timeout=timeout)
+        full_env, limits = call_settings(self.config, timeout, env)
         return execute(
             argv, display=display, cwd=Path(cwd), env=full_env, limits=limits, isolated=False
         )
