@@ -7,6 +7,7 @@ import os
 import pwd
 import shlex
 import shutil
+import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -74,9 +75,12 @@ TOOLCHAIN_DIRS = (
 
 
 def toolchain_paths(homes: Sequence[Path], path_var: str, venv: Path | None) -> list[Path]:
-    """Directories under a home that commands need: PATH entries, the venv's base Python and
-    the known toolchain roots."""
+    """Directories under a hidden root (a home, /tmp) that commands need: PATH entries, the
+    venv's base Python, the interpreter running evoagent (a checkout in /tmp keeps its venv
+    there) and the known toolchain roots."""
+    roots = [*homes, Path("/tmp").resolve(), Path("/var/tmp").resolve()]
     found = [Path(entry).resolve() for entry in path_var.split(":") if entry]
+    found += [Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve()]
     found += [home / rel for home in homes for rel in TOOLCHAIN_DIRS]
     if venv is not None:
         found.append(Path(venv, "bin", "python").resolve().parent.parent)
@@ -87,7 +91,9 @@ def toolchain_paths(homes: Sequence[Path], path_var: str, venv: Path | None) -> 
                 if key.strip() == "home" and value.strip():
                     found.append(Path(value.strip()).resolve().parent)
     return [
-        p for p in dict.fromkeys(found) if p.is_dir() and any(p.is_relative_to(h) for h in homes)
+        p
+        for p in dict.fromkeys(found)
+        if p.is_dir() and any(p.is_relative_to(r) and p != r for r in roots)
     ]
 
 
