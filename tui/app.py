@@ -273,9 +273,28 @@ class EvoApp(App):
         self.controller.switch_model(model)
 
     def show_recall(self, query: str) -> None:
-        self._show("memory")
+        """/recall QUERY: the matching knowledge and commits, in the conversation; with no
+        query, the memory screen."""
         if query:
-            self.get_screen("memory").search(query)  # type: ignore[attr-defined]
+            self.recall_into_conversation(query)
+        else:
+            self._show("memory")
+
+    @work(group="recall", exclusive=True)
+    async def recall_into_conversation(self, query: str, k: int = 5) -> None:
+        try:
+            memories, knowledge = await asyncio.to_thread(self.controller.recall, query, k)
+        except Exception as exc:
+            self.main.note(f"Recall failed: {one_line(exc)}", error=True)
+            return
+        if not memories and not knowledge:
+            self.main.note(f"Recall {query!r}: nothing found.")
+            return
+        lines = [f"Recall {query!r}: {len(memories)} commit(s), {len(knowledge)} knowledge"]
+        lines += [f"  ★ {hit.knowledge.id} {hit.knowledge.intent}" for hit in knowledge]
+        lines += [f"  {hit.memory.sha[:7]} {hit.memory.subject}" for hit in memories]
+        lines.append("F2 opens memory for the details.")
+        self.main.note("\n".join(lines))
 
     def set_mode(self, mode: str) -> None:
         self.controller.set_mode(mode)

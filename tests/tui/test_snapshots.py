@@ -97,7 +97,18 @@ def conversation_events() -> list[ev.Event]:
 CALC_PREVIEW = "1 def clamp(value, low, high):\n2     if value < low:"
 
 
+SMALL = (80, 24)
+
+
 def test_main_screen(project, snapshot_model, snap_compare):
+    assert_main_screen(project, snapshot_model, snap_compare, SIZE)
+
+
+def test_main_screen_80x24(project, snapshot_model, snap_compare):
+    assert_main_screen(project, snapshot_model, snap_compare, SMALL)
+
+
+def assert_main_screen(project, snapshot_model, snap_compare, size) -> None:
     app = EvoApp(root=project.path, model=snapshot_model, mine_on_start=False)
 
     async def run_before(pilot) -> None:
@@ -110,7 +121,7 @@ def test_main_screen(project, snapshot_model, snap_compare):
         await settle(pilot, lambda: all(str(v._title.label).endswith("✓") for v in views))
         await steady(pilot)
 
-    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 36)])
@@ -145,6 +156,14 @@ def test_review_screen_split_light_theme(project, snapshot_model, snap_compare):
 
 
 def test_memory_screen(project, snapshot_model, snap_compare):
+    assert_memory_screen(project, snapshot_model, snap_compare, SIZE)
+
+
+def test_memory_screen_80x24(project, snapshot_model, snap_compare):
+    assert_memory_screen(project, snapshot_model, snap_compare, SMALL)
+
+
+def assert_memory_screen(project, snapshot_model, snap_compare, size) -> None:
     app = EvoApp(root=project.path, model=snapshot_model, mine_on_start=True)
 
     async def run_before(pilot) -> None:
@@ -157,7 +176,7 @@ def test_memory_screen(project, snapshot_model, snap_compare):
         await pilot.pause()
         await steady(pilot)
 
-    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
 def write_run(project, run_id: str, issue: str, status: str, cost: float | None,
@@ -171,6 +190,14 @@ def write_run(project, run_id: str, issue: str, status: str, cost: float | None,
 
 
 def test_runs_screen(project, snapshot_model, snap_compare):
+    assert_runs_screen(project, snapshot_model, snap_compare, SIZE)
+
+
+def test_runs_screen_80x24(project, snapshot_model, snap_compare):
+    assert_runs_screen(project, snapshot_model, snap_compare, SMALL)
+
+
+def assert_runs_screen(project, snapshot_model, snap_compare, size) -> None:
     write_run(project, "20240102-090000-clamp-upper-bound-a1b2", REQUEST, "fixed", 0.0123, PATCH)
     write_run(project, "20240101-080000-rename-helpers-c3d4", "rename the helpers", "not_fixed",
               None, "")
@@ -185,7 +212,7 @@ def test_runs_screen(project, snapshot_model, snap_compare):
         await pilot.pause()
         await steady(pilot)
 
-    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
 def test_no_model_screen(project, snap_compare):

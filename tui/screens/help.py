@@ -18,6 +18,8 @@ KEYS = """\
 | Ctrl+T | cycle the approval mode (ask → auto-edits → full-auto) |
 | Ctrl+Z | undo the last accepted change |
 | F2 / F3 | memory / runs |
+| memory: / · x | search · retract the selected knowledge (★) |
+| runs: Enter · r · g | review the patch · resume in the conversation · reload |
 | F9 | copy mode: release the mouse so the terminal selects text |
 | Ctrl+P | command palette |
 | Ctrl+C | stop the request; twice quits · Ctrl+Q quits |

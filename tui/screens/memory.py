@@ -18,6 +18,7 @@ from textual.widgets import Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ..controller import one_line
+from .keys import quiet_app_bindings
 
 RETRACT_REASON = "retracted in the app"
 
@@ -70,8 +71,9 @@ class MemoryScreen(Screen):
     CSS_PATH = "memory.tcss"
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
-        Binding("x", "retract", "Retract knowledge"),
+        Binding("x", "retract", "Retract", tooltip="Retract the selected knowledge record"),
         Binding("slash", "focus_search", "Search", show=False),
+        *quiet_app_bindings("f2"),
     ]
 
     search_input = getters.query_one("#memory-search", Input)

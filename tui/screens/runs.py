@@ -13,6 +13,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from ..controller import one_line
+from .keys import quiet_app_bindings
 
 STATUS_STYLES = {"fixed": "green", "not_fixed": "red", "error": "red", "cancelled": "yellow"}
 
@@ -21,9 +22,10 @@ class RunsScreen(Screen):
     CSS_PATH = "runs.tcss"
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
-        Binding("enter", "open_run", "Review patch"),
-        Binding("r", "resume_run", "Resume"),
-        Binding("g", "reload", "Reload"),
+        Binding("enter", "open_run", "Review", tooltip="Review the run's patch", priority=True),
+        Binding("r", "resume_run", "Resume", tooltip="Resume the run in the conversation"),
+        Binding("g", "reload", "Reload", show=False),
+        *quiet_app_bindings("f3"),
     ]
 
     table = getters.query_one("#runs-table", DataTable)
