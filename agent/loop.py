@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .events import Event, Message, MessageDelta, ToolCall, ToolResult
+from .events import CostUpdate, Event, Message, MessageDelta, ToolCall, ToolResult
 from .model import Model, ModelReply, ToolCallRequest
 from .tools import call_tool, tool_schemas
 from .tools.base import ToolContext, ToolOutput
@@ -90,6 +90,8 @@ class AgentLoop:
             self.messages, schemas, on_delta=lambda text: self.emit(MessageDelta(text))
         )
         self.messages.append(reply.assistant_message())
+        totals = self.model.session.totals()  # so front ends show cost as it accrues
+        self.emit(CostUpdate(totals.prompt_tokens, totals.completion_tokens, totals.cost_usd))
         if reply.text:
             self.emit(Message(reply.text))
         calls = self._calls(reply)

@@ -202,16 +202,18 @@ def test_failing_first_patch_is_refined_from_the_digest_and_the_second_passes(pr
     types = [e["type"] for e in trajectory(outcome)]
     collapsed = [t for i, t in enumerate(types) if i == 0 or t != types[i - 1]]
     tool_round = ["tool_call", "tool_result"]
+    # Every model call is followed by the session's running cost.
+    cost = ["cost_update"]
     assert collapsed == [
         "session_started",
-        *tool_round,                                   # read
-        "tool_call", "command_run", "tool_result",     # run, in the sandbox
-        "message_delta", "message", *tool_round,       # wrong edit
-        *tool_round,                                   # finish
-        "diff_proposed", "test_result",                # kernel: attempt 1 fails
-        "message_delta", "message", *tool_round,       # right edit
-        *tool_round,                                   # finish
-        "diff_proposed", "test_result",                # kernel: attempt 2 passes
+        *cost, *tool_round,                                   # read
+        *cost, "tool_call", "command_run", "tool_result",     # run, in the sandbox
+        "message_delta", *cost, "message", *tool_round,       # wrong edit
+        *cost, *tool_round,                                   # finish
+        "diff_proposed", "test_result",                       # kernel: attempt 1 fails
+        "message_delta", *cost, "message", *tool_round,       # right edit
+        *cost, *tool_round,                                   # finish
+        "diff_proposed", "test_result",                       # kernel: attempt 2 passes
         "cost_update", "finished",
     ]
     events = trajectory(outcome)
