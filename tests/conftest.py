@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,21 @@ def make_repo(tmp_path):
         return GitRepo(tmp_path / name)
 
     return factory
+
+
+@pytest.fixture
+def script():
+    """Register scripted-model replies under a fresh name; returns the model name
+    (`scripted/<name>`). Every script registered by the test is removed after it."""
+    from evoagent.agent.scripted_provider import register_script, unregister_script
+
+    names: list[str] = []
+
+    def register(steps) -> str:
+        names.append(f"test-{uuid.uuid4().hex[:10]}")
+        register_script(names[-1], steps)
+        return f"scripted/{names[-1]}"
+
+    yield register
+    for name in names:
+        unregister_script(name)

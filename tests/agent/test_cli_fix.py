@@ -9,7 +9,6 @@ the child's launcher)."""
 from __future__ import annotations
 
 import copy
-import itertools
 import json
 import signal
 import socket
@@ -26,8 +25,6 @@ from evoagent.agent.model_select import OLLAMA_TAGS_URL
 from evoagent.agent.scripted_provider import (
     ScriptedReply,
     ScriptedToolCall,
-    register_script,
-    unregister_script,
 )
 
 CALC = "def add(a, b):\n    return a - b\n"
@@ -35,7 +32,6 @@ FIXED = "def add(a, b):\n    return a + b\n"
 TESTS = "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n"
 PYPROJECT = '[tool.pytest.ini_options]\npythonpath = ["."]\n'
 ISSUE = "add() subtracts"
-_names = itertools.count()
 
 
 def finish(summary: str = "done") -> ScriptedReply:
@@ -67,18 +63,6 @@ def testless(git_repo):
     return git_repo
 
 
-@pytest.fixture
-def script():
-    names: list[str] = []
-
-    def register(steps) -> str:
-        names.append(f"cli-{next(_names)}")
-        register_script(names[-1], steps)
-        return f"scripted/{names[-1]}"
-
-    yield register
-    for name in names:
-        unregister_script(name)
 
 
 def invoke(repo, monkeypatch, *args: str, input: str | None = None):

@@ -5,7 +5,6 @@ litellm. Nothing is patched; the genome is configured the way a user would, in a
 from __future__ import annotations
 
 import copy
-import itertools
 import json
 import re
 import subprocess
@@ -19,8 +18,6 @@ from evoagent.agent.repo_context import RepoContext
 from evoagent.agent.scripted_provider import (
     ScriptedReply,
     ScriptedToolCall,
-    register_script,
-    unregister_script,
 )
 
 CALC = '''def clamp(value, low, high):
@@ -56,7 +53,6 @@ ISSUE = "clamp() returns the lower bound above the upper bound\n\nclamp(15, 0, 1
 FAILING = "tests/test_calc.py::test_above"
 ALL_TESTS = sorted(f"tests/test_calc.py::test_{n}" for n in ("inside", "below", "above", "double"))
 BUGGY = "    if value > high:\n        return low\n"
-_names = itertools.count()
 
 
 def call(name: str, **arguments) -> ScriptedReply:
@@ -83,19 +79,6 @@ def project(git_repo):
     return git_repo
 
 
-@pytest.fixture
-def script():
-    """Register a uniquely named script; returns its model name. Unregistered after."""
-    names: list[str] = []
-
-    def register(steps) -> str:
-        names.append(f"e2e-{next(_names)}")
-        register_script(names[-1], steps)
-        return f"scripted/{names[-1]}"
-
-    yield register
-    for name in names:
-        unregister_script(name)
 
 
 def configure_genome(repo: Path, **loop: object) -> None:

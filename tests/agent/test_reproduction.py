@@ -6,7 +6,7 @@ from __future__ import annotations
 from evoagent.agent.fix import FixOptions, run_fix
 from evoagent.agent.repo_context import RepoContext
 from evoagent.agent.scripted_provider import ScriptedReply, ScriptedToolCall
-from test_fix_e2e import configure_genome, script  # noqa: F401  (script is a fixture)
+from test_fix_e2e import configure_genome
 
 CALC = "def double(x):\n    return x + x + 1\n"
 TESTS = "from calc import double\n\n\ndef test_zero_is_fine():\n    assert double(0) == 1\n"
@@ -32,7 +32,7 @@ def _project(git_repo):
     return git_repo
 
 
-def test_a_fix_without_a_reproducing_test_is_sent_back(git_repo, script):  # noqa: F811
+def test_a_fix_without_a_reproducing_test_is_sent_back(git_repo, script):
     repo = _project(git_repo)
     seen: list[str] = []
 
@@ -56,7 +56,7 @@ def test_a_fix_without_a_reproducing_test_is_sent_back(git_repo, script):  # noq
     assert reproduction["failed_without_fix"] and reproduction["passed_with_fix"]
 
 
-def test_without_a_reproducing_test_the_run_is_not_fixed(git_repo, script):  # noqa: F811
+def test_without_a_reproducing_test_the_run_is_not_fixed(git_repo, script):
     repo = _project(git_repo)
     model = script([_edit("calc.py", "x + x + 1", "x + x"), _finish(), _finish()])
     configure_genome(repo.path, refine_attempts=1)
@@ -66,7 +66,7 @@ def test_without_a_reproducing_test_the_run_is_not_fixed(git_repo, script):  # n
     assert "x + x" in outcome.patch
 
 
-def test_reproduction_can_be_switched_off_in_the_genome(git_repo, script):  # noqa: F811
+def test_reproduction_can_be_switched_off_in_the_genome(git_repo, script):
     repo = _project(git_repo)
     model = script([_edit("calc.py", "x + x + 1", "x + x"), _finish()])
     configure_genome(repo.path, refine_attempts=1, require_reproduction="false")

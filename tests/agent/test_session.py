@@ -27,9 +27,8 @@ from test_fix_e2e import (
     snapshot,
 )
 
-# Shared fixtures: the calc project (one failing test) and scripted-model registration.
+# Shared fixture: the calc project (one failing test); `script` comes from tests/conftest.py.
 project = test_fix_e2e.project
-script = test_fix_e2e.script
 
 FIXED = "    if value > high:\n        return high\n"
 REQUEST = "clamp() returns the lower bound above the upper bound"

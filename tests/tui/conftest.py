@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import itertools
 import re
 import subprocess
 from pathlib import Path
@@ -15,8 +14,6 @@ from evoagent.agent.genome import init_genome
 from evoagent.agent.scripted_provider import (
     ScriptedReply,
     ScriptedToolCall,
-    register_script,
-    unregister_script,
 )
 
 CALC = '''def clamp(value, low, high):
@@ -40,7 +37,6 @@ BUGGY = "    if value > high:\n        return low\n"
 FIXED = "    if value > high:\n        return high\n"
 REQUEST = "clamp returns the lower bound above the upper bound"
 SIZE = (100, 32)
-_names = itertools.count()
 
 
 def call(name: str, text: str = "", **arguments) -> ScriptedReply:
@@ -104,16 +100,3 @@ def project(git_repo):
     return git_repo
 
 
-@pytest.fixture
-def script():
-    """Register a uniquely named script; returns its model name. Unregistered after."""
-    names: list[str] = []
-
-    def register(steps) -> str:
-        names.append(f"tui-{next(_names)}")
-        register_script(names[-1], steps)
-        return f"scripted/{names[-1]}"
-
-    yield register
-    for name in names:
-        unregister_script(name)
