@@ -38,6 +38,8 @@ from .usage import Budget, SessionTotals, SessionUsage
 EXIT_INTERRUPTED = 130
 """Ctrl-C, as shells report SIGINT."""
 
+SYSTEM_MAP_TOKENS = 1024  # the repo map in the system prompt, centred on locate's best files
+
 EXIT_BY_STATUS = {
     "fixed": EXIT_OK,
     "not_fixed": EXIT_NOT_FIXED,
@@ -186,7 +188,9 @@ def run_request(
             tool_protocol="" if native else text_protocol_help(genome.tools),
             project_instructions=project_instructions(ctx.root),
             skills=genome.skills_index(),
-            repo_map="",
+            repo_map=tools_ctx.repo_map(
+                SYSTEM_MAP_TOKENS, [f["path"] for f in locate_hits.get("files", [])[:5]]
+            ),
         )
         task = genome.render(
             "task", issue=request, locate_hits=locate_hits, recall_hits=recall_hits,
@@ -264,12 +268,23 @@ def _tool_context(ctx, genome: Genome, workspace: Path, runner, publish) -> Tool
             for h in run_recall(ctx.store, query, k=k)
         ]
 
+    def repo_map(budget: int, focus: list[str]) -> str:
+        """The ranked outline of the code at HEAD (the agent's edits are not in it yet)."""
+        from evoagent.memory.codeindex import CodeIndex
+        from evoagent.memory.repomap import render_map
+
+        index = CodeIndex(ctx.root, ctx.state.cache_dir).index("HEAD")
+        paths = [f for f in focus if f in index.files]
+        names = [f for f in focus if f not in index.files]
+        return render_map(index, budget_tokens=budget, focus_paths=paths, focus_names=names)
+
     return ToolContext(
         workspace=workspace,
         output_limit=genome.settings.output.tool_output_chars,
         run_command=run_command,
         locate=locate,
         recall=recall,
+        repo_map=repo_map,
         skills=genome.skills,
         writable=genome.policy.allows_write,
     )
