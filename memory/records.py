@@ -17,20 +17,18 @@ MESSAGE_CHARS = 8000
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{2,}")
 MAX_CHANGED_IDENTIFIERS = 120
+# An added or removed line, not a `+++ b/path` / `--- a/path` file header.
+_CHANGED_LINE = re.compile(r"^[+-](?!\+\+ |-- ).*$", re.M)
 
 
 def changed_identifiers(diff: str) -> list[str]:
     """Names on the added and removed lines of a diff: the code a commit touched, so a
     search for `bulk_create` finds the commits that changed it even when the message
     does not say so."""
-    seen: dict[str, None] = {}
-    for line in diff.splitlines():
-        if line[:1] in "+-" and not line.startswith(("+++", "---")):
-            for name in _IDENTIFIER.findall(line):
-                seen.setdefault(name, None)
-                if len(seen) >= MAX_CHANGED_IDENTIFIERS:
-                    return list(seen)
-    return list(seen)
+    if not diff:
+        return []
+    changed = "\n".join(_CHANGED_LINE.findall(diff))
+    return list(dict.fromkeys(_IDENTIFIER.findall(changed)))[:MAX_CHANGED_IDENTIFIERS]
 
 
 @dataclass
