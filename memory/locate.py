@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 # path); the others are relative and scaled to the best file of each query.
 ABSOLUTE_SIGNALS = ("trace", "path", "module", "definition")
 HISTORY_DEPTH = 60
-RERANK_DEPTH = 60
+RERANK_DEPTH = 100
 STORY_COMMITS = 200  # latest commit subjects that make up a file's story  # files whose definitions are scored one by one  # similar past commits considered
 KNOWLEDGE_DEPTH = 20  # matching approved fixes considered
 MAX_DEFINING_FILES = 8  # a name defined in more files than this says little about where
