@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 from evoagent.agent.fix import FixOptions, run_fix
-from evoagent.agent.genome import init_genome
 from evoagent.agent.model import litellm_module
 from evoagent.agent.repo_context import RepoContext
 from evoagent.agent.scripted_provider import (
     ScriptedReply,
     ScriptedToolCall,
 )
+from genome_settings import configure_genome
 
 CALC = '''def clamp(value, low, high):
     if value < low:
@@ -79,22 +79,6 @@ def project(git_repo):
     return git_repo
 
 
-
-
-def configure_genome(repo: Path, **loop: object) -> None:
-    """Set [loop] keys in the repo's live genome and commit them there, as a user would."""
-    genome = repo / ".evoagent" / "agent"
-    init_genome(genome)
-    toml = genome / "agent.toml"
-    text = toml.read_text()
-    for key, value in loop.items():
-        text, count = re.subn(rf"(?m)^{key} = \S+", f"{key} = {value}", text)
-        assert count == 1, key
-    toml.write_text(text)
-    subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "tune loop"],
-        cwd=genome, check=True, capture_output=True,
-    )
 
 
 def snapshot(repo: Path) -> dict[str, object]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from evoagent.agent.fix import FixOptions, run_fix
 from evoagent.agent.repo_context import RepoContext
 from evoagent.agent.scripted_provider import ScriptedReply, ScriptedToolCall
-from test_fix_e2e import configure_genome
+from genome_settings import configure_genome
 
 CALC = "def double(x):\n    return x + x + 1\n"
 TESTS = "from calc import double\n\n\ndef test_zero_is_fine():\n    assert double(0) == 1\n"

@@ -16,11 +16,11 @@ from evoagent.agent.repo_context import RepoContext
 from evoagent.agent.session import Session
 from evoagent.agent.tools import call_tool
 from evoagent.agent.tools.base import ToolContext
+from genome_settings import configure_genome
 from test_fix_e2e import (
     BUGGY,
     CALC,
     call,
-    configure_genome,
     edit,
     finish,
     make_user_edits,

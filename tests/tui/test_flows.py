@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import subprocess
 
-from conftest import CALC, FIXED, REQUEST, SIZE, configure_genome, fix_steps
+from conftest import CALC, FIXED, REQUEST, SIZE, fix_steps
 from evoagent.tui.app import EvoApp
 from evoagent.tui.screens.approval import ApprovalScreen
 from evoagent.tui.screens.review import ReviewScreen
 from evoagent.tui.widgets.assistant_message import AssistantMessage
 from evoagent.tui.widgets.tool_call import ToolCallView
+from genome_settings import configure_genome
 from helpers import wait_for
 
 
