@@ -11,6 +11,7 @@ from HEAD without touching the working tree or the index.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -180,7 +181,7 @@ def run_request(
         solver = Solver(workspace, runner, llm, genome, tools_ctx, publish, test_command,
                         native_tools=native, should_stop=controls.should_stop)
         tools_ctx.run_tests = lambda ids: _tests_text(solver.run_tests(ids))
-        locate_hits, recall_hits, knowledge_used = _evidence(ctx, request)
+        locate_hits, recall_hits, knowledge_used = _evidence(ctx, tools_ctx, request)
         system = genome.render(
             "system",
             tools=[{"name": s["function"]["name"], "description": s["function"]["description"]}
@@ -254,10 +255,18 @@ def _tool_context(ctx, genome: Genome, workspace: Path, runner, publish) -> Tool
                            result.isolated))
         return result.exit_code, result.output
 
-    def locate(text: str, k: int) -> dict[str, Any]:
-        from evoagent.memory.locate import locate as run_locate
+    @functools.cache
+    def locator():
+        """The code index at HEAD and a locator over it, built once per request and shared
+        by the evidence, the locate tool and the repo map (the agent's edits are not in it)."""
+        from evoagent.memory.codeindex import CodeIndex
+        from evoagent.memory.locate import Locator
 
-        return run_locate(ctx.root, text, store=ctx.store, cache_dir=ctx.state.cache_dir, k=k).to_json()
+        index = CodeIndex(ctx.root, ctx.state.cache_dir).index("HEAD")
+        return Locator(index, store=ctx.store, knowledge=ctx.knowledge)
+
+    def locate(text: str, k: int) -> dict[str, Any]:
+        return locator().locate(text, k=k).to_json()
 
     def recall(query: str, k: int) -> list[dict[str, Any]]:
         from evoagent.memory.search import recall as run_recall
@@ -270,10 +279,9 @@ def _tool_context(ctx, genome: Genome, workspace: Path, runner, publish) -> Tool
 
     def repo_map(budget: int, focus: list[str]) -> str:
         """The ranked outline of the code at HEAD (the agent's edits are not in it yet)."""
-        from evoagent.memory.codeindex import CodeIndex
         from evoagent.memory.repomap import render_map
 
-        index = CodeIndex(ctx.root, ctx.state.cache_dir).index("HEAD")
+        index = locator().index
         paths = [f for f in focus if f in index.files]
         names = [f for f in focus if f not in index.files]
         return render_map(index, budget_tokens=budget, focus_paths=paths, focus_names=names)
@@ -296,15 +304,15 @@ def _tests_text(run) -> str:
     return run.digest() if not run.ok else f"{len(run.passed)} passed, 0 failed"
 
 
-def _evidence(ctx: RepoContext, issue: str) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
+def _evidence(
+    ctx: RepoContext, tools_ctx: ToolContext, issue: str
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
     """What memory suggests, shown to the model as evidence (never as instructions), and
     the ids of the knowledge records it was shown (their usefulness is tracked)."""
-    from evoagent.memory.locate import locate as run_locate
     from evoagent.memory.search import recall as run_recall
     from evoagent.memory.search import recall_knowledge
 
-    hits = run_locate(ctx.root, issue, store=ctx.store, cache_dir=ctx.state.cache_dir, k=8,
-                      knowledge=ctx.knowledge)
+    hits = tools_ctx.locate(issue, 8)
     known = recall_knowledge(ctx.knowledge, issue, k=3)
     recalled = [
         {"sha": h.knowledge.id, "subject": f"[approved fix] {h.knowledge.intent}",
@@ -317,7 +325,7 @@ def _evidence(ctx: RepoContext, issue: str) -> tuple[dict[str, Any], list[dict[s
     used = [h.knowledge.id for h in known]
     if used:
         ctx.knowledge.mark_used(used)
-    return hits.to_json(), recalled, used
+    return hits, recalled, used
 
 
 def _report(result: SolveResult, base: str, totals, seconds: float) -> dict[str, Any]:
