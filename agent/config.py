@@ -28,6 +28,9 @@ class Settings(BaseModel, extra="forbid"):
     """LanceDB URI of the memory store; None means .evoagent/memory."""
     test_command: str | None = None
     """Command that runs the repo's tests; None detects one."""
+    venv: str | None = None
+    """The virtualenv the repo's tests run in (relative to the repo root); default `.venv`
+    when it exists."""
     mine_batch: int = Field(default=2000, ge=1)
     """Commits per atomic store append while mining (what an interrupt can lose)."""
 

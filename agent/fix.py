@@ -118,6 +118,23 @@ class RunControls:
     """Called with (Workspace, Runner) once the sandbox exists (isolation, process kill)."""
     after_solve: Callable[[SolveResult, RunRecord, dict[str, Any]], None] | None = None
     """Called after the patch is written, before the report: may add to the report."""
+    baseline: Baseline | None = None
+    """Start from a past commit instead of the user's HEAD (a benchmark task at P)."""
+    genome: Genome | None = None
+    """Run this genome instead of the live one (a variant being scored)."""
+    runs_dir: Path | None = None
+    """Where the run record goes (default `.evoagent/runs`)."""
+
+
+@dataclass
+class Baseline:
+    """A run pinned to commit `rev`: the workspace holds `rev`'s tree only (no history, so
+    no later commit can be dug out of it), and memory answers as of `rev` (nothing after it
+    reaches the agent). Knowledge usage is not counted: a benchmark is not real use."""
+
+    rev: str
+    as_of: Any
+    """`evoagent.memory.revisions.AsOf` for `rev`."""
 
 
 def run_fix(
@@ -150,13 +167,15 @@ def run_request(
     controls = controls or RunControls()
     if not ctx.has_commits():
         raise EvoError("this repository has no commits yet: nothing to fix against")
-    genome = load_genome(ctx)
+    genome = controls.genome or load_genome(ctx)
+    baseline = controls.baseline
     model_name = select_model(model or ctx.settings.model or None).name
     loop = genome.settings.loop
     session = SessionUsage()
     budget = Budget(loop.max_steps * (loop.refine_attempts + 1), loop.max_cost_usd or None, loop.max_seconds)
     llm = Model(name=model_name, session=session, budget=budget)
-    record = RunRecord(ctx.state.runs_dir, new_run_id(request.splitlines()[0]))
+    record = RunRecord(controls.runs_dir or ctx.state.runs_dir,
+                       new_run_id(request.splitlines()[0]))
     started = time.monotonic()
 
     def publish(event: Event) -> None:
@@ -164,30 +183,36 @@ def run_request(
         emit(event)
 
     publish(SessionStarted(record.run_id, request, model_name))
-    workspace = Workspace.create(ctx.root, ctx.state.dir / "sandboxes", id=record.run_id)
+    if baseline is None:
+        workspace = Workspace.create(ctx.root, ctx.state.dir / "sandboxes", id=record.run_id)
+    else:
+        workspace = Workspace.create(ctx.root, ctx.state.dir / "sandboxes", rev=baseline.rev,
+                                     include_user_changes=False, id=record.run_id, history=False)
     report: dict[str, Any] = {"run_id": record.run_id, "issue": request, "model": model_name}
     status = "error"
     error_code: int | None = None
     patch = ""
     try:
-        runner = make_runner(workspace.sandbox_config(allow_network=genome.policy.network),
-                             strict=controls.strict)
+        runner = make_runner(
+            workspace.sandbox_config(allow_network=genome.policy.network, venv=ctx.venv),
+            strict=controls.strict,
+        )
         if controls.on_sandbox is not None:
             controls.on_sandbox(workspace, runner)
         test_command = detect_test_command(workspace.path, ctx.settings.test_command)
-        tools_ctx = _tool_context(ctx, genome, workspace.path, runner, publish)
+        tools_ctx = _tool_context(ctx, genome, workspace.path, runner, publish, baseline)
         tools_ctx.approve = controls.approve
         native = supports_native_tools(model_name)
         solver = Solver(workspace, runner, llm, genome, tools_ctx, publish, test_command,
                         native_tools=native, should_stop=controls.should_stop)
         tools_ctx.run_tests = lambda ids: _tests_text(solver.run_tests(ids))
-        locate_hits, recall_hits, knowledge_used = _evidence(ctx, tools_ctx, request)
+        locate_hits, recall_hits, knowledge_used = _evidence(ctx, tools_ctx, request, baseline)
         system = genome.render(
             "system",
             tools=[{"name": s["function"]["name"], "description": s["function"]["description"]}
                    for s in tool_schemas(genome.tools)] if native else [],
             tool_protocol="" if native else text_protocol_help(genome.tools),
-            project_instructions=project_instructions(ctx.root),
+            project_instructions=project_instructions(workspace.path),
             skills=genome.skills_index(),
             repo_map=tools_ctx.repo_map(
                 SYSTEM_MAP_TOKENS, [f["path"] for f in locate_hits.get("files", [])[:5]]
@@ -200,7 +225,7 @@ def run_request(
         )
         result = solver.solve(system, task)
         status = result.status
-        if status == "fixed" and knowledge_used:
+        if status == "fixed" and knowledge_used and baseline is None:
             ctx.knowledge.mark_helped(knowledge_used)
         totals = session.totals()
         publish(CostUpdate(totals.prompt_tokens, totals.completion_tokens, totals.cost_usd))
@@ -248,7 +273,11 @@ def supports_native_tools(model_name: str) -> bool:
         return True
 
 
-def _tool_context(ctx, genome: Genome, workspace: Path, runner, publish) -> ToolContext:
+def _tool_context(
+    ctx, genome: Genome, workspace: Path, runner, publish, baseline: Baseline | None = None
+) -> ToolContext:
+    as_of = baseline.as_of if baseline else None
+
     def run_command(command: str, timeout: float) -> tuple[int | None, str]:
         result = runner.run(command, workspace, timeout=timeout)
         publish(CommandRun(command, result.exit_code, result.output[-4000:], result.seconds,
@@ -262,8 +291,8 @@ def _tool_context(ctx, genome: Genome, workspace: Path, runner, publish) -> Tool
         from evoagent.memory.codeindex import CodeIndex
         from evoagent.memory.locate import Locator
 
-        index = CodeIndex(ctx.root, ctx.state.cache_dir).index("HEAD")
-        return Locator(index, store=ctx.store, knowledge=ctx.knowledge)
+        index = CodeIndex(ctx.root, ctx.state.cache_dir).index(baseline.rev if baseline else "HEAD")
+        return Locator(index, store=ctx.store, knowledge=ctx.knowledge, as_of=as_of)
 
     def locate(text: str, k: int) -> dict[str, Any]:
         return locator().locate(text, k=k).to_json()
@@ -274,7 +303,7 @@ def _tool_context(ctx, genome: Genome, workspace: Path, runner, publish) -> Tool
         return [
             {"sha": h.memory.sha, "subject": h.memory.subject, "files": h.memory.paths,
              "score": h.score}
-            for h in run_recall(ctx.store, query, k=k)
+            for h in run_recall(ctx.store, query, k=k, as_of=as_of)
         ]
 
     def repo_map(budget: int, focus: list[str]) -> str:
@@ -305,25 +334,26 @@ def _tests_text(run) -> str:
 
 
 def _evidence(
-    ctx: RepoContext, tools_ctx: ToolContext, issue: str
+    ctx: RepoContext, tools_ctx: ToolContext, issue: str, baseline: Baseline | None = None
 ) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
     """What memory suggests, shown to the model as evidence (never as instructions), and
     the ids of the knowledge records it was shown (their usefulness is tracked)."""
     from evoagent.memory.search import recall as run_recall
     from evoagent.memory.search import recall_knowledge
 
+    as_of = baseline.as_of if baseline else None
     hits = tools_ctx.locate(issue, 8)
-    known = recall_knowledge(ctx.knowledge, issue, k=3)
+    known = recall_knowledge(ctx.knowledge, issue, k=3, as_of=as_of)
     recalled = [
         {"sha": h.knowledge.id, "subject": f"[approved fix] {h.knowledge.intent}",
          "files": h.knowledge.files}
         for h in known
     ] + [
         {"sha": h.memory.sha, "subject": h.memory.subject, "files": h.memory.paths}
-        for h in run_recall(ctx.store, issue, k=5)
+        for h in run_recall(ctx.store, issue, k=5, as_of=as_of)
     ]
     used = [h.knowledge.id for h in known]
-    if used:
+    if used and baseline is None:
         ctx.knowledge.mark_used(used)
     return hits, recalled, used
 

@@ -51,6 +51,19 @@ class RepoContext:
 
         return KnowledgeStore(self.store)
 
+    @property
+    def venv(self) -> Path | None:
+        """The repo's virtualenv, activated in the sandbox for its tests (None: the tools on
+        PATH, evoagent's own Python included)."""
+        if self.settings.venv:
+            path = Path(self.settings.venv)
+            path = path if path.is_absolute() else self.root / path
+            if not (path / "bin" / "python").exists():
+                raise EvoError(f"venv {path} has no bin/python")
+            return path.resolve()
+        default = self.root / ".venv"
+        return default.resolve() if (default / "bin" / "python").exists() else None
+
     def has_commits(self) -> bool:
         proc = subprocess.run(
             ["git", "-C", str(self.root), "rev-parse", "--verify", "--quiet", "HEAD"],

@@ -9,7 +9,10 @@ A script is a list of steps, consumed one per call. A step is
 - an exception instance, raised by that call (e.g. litellm.RateLimitError to test retries).
 
 `register_script(name, steps)` registers a script in-process; `scripted/path/to/script.json`
-(or .yaml/.yml) loads one from a file: a list of steps, or `{"steps": [...]}`. Usage is
+(or .yaml/.yml) loads one from a file: a list of steps, or `{"steps": [...]}`. A
+`scripted/path/to/policy.py` is a *policy*: a module whose `respond(messages, tools)` answers
+every call from the conversation so far. It holds no position, so one policy serves any
+number of runs at once, in worker processes and on Ray workers alike (the benchmark's case). Usage is
 deterministic: len(text) // 4 tokens. Running past the end raises `ScriptExhausted`.
 
 litellm's CustomLLM path keeps tool calls: a non-streaming call returns a full
@@ -20,7 +23,6 @@ wrapper turns into `delta.tool_calls` fragments.
 
 from __future__ import annotations
 
-import itertools
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -85,6 +87,9 @@ class Script:
             step = self.steps[self.position]
             self.position += 1
             self.requests.append((messages, tools))
+        return self._play(step, messages, tools)
+
+    def _play(self, step: Step, messages: list[dict], tools: list[dict] | None) -> ScriptedReply:
         if isinstance(step, BaseException):
             raise step
         if callable(step) and not isinstance(step, ScriptedReply):
@@ -102,9 +107,43 @@ class Script:
         return coerce_reply(step)
 
 
+class PolicyScript(Script):
+    """A script that never runs out: every call is answered by `respond(messages, tools)`."""
+
+    def __init__(self, name: str, respond: Callable[[list[dict], list[dict] | None], Any]):
+        super().__init__(name, [])
+        self.respond = respond
+
+    @property
+    def remaining(self) -> int:
+        return 1
+
+    def next_reply(self, messages: list[dict], tools: list[dict] | None) -> ScriptedReply:
+        with self._lock:
+            self.position += 1
+            self.requests.append((messages, tools))
+        return self._play(self.respond, messages, tools)
+
+
+def load_policy(path: Path) -> Callable[[list[dict], list[dict] | None], Any]:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"evoagent_policy_{abs(hash(path))}", path)
+    if spec is None or spec.loader is None or not path.is_file():
+        raise ScriptError(f"cannot read policy {path}")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise ScriptError(f"policy {path} failed to load: {type(exc).__name__}: {exc}") from exc
+    respond = getattr(module, "respond", None)
+    if not callable(respond):
+        raise ScriptError(f"policy {path} has no respond(messages, tools) function")
+    return respond
+
+
 _scripts: dict[str, Script] = {}
 _registry_lock = threading.Lock()
-_ids = itertools.count(1)
 
 
 def register_script(name: str, steps: list[Step]) -> Script:
@@ -126,6 +165,8 @@ def get_script(name: str) -> Script:
         script = _scripts.get(name)
         if script is None and name.endswith((".json", ".yaml", ".yml")):
             script = _scripts[name] = Script(name, load_steps(Path(name)))
+        elif script is None and name.endswith(".py"):
+            script = _scripts[name] = PolicyScript(name, load_policy(Path(name)))
     if script is None:
         known = ", ".join(sorted(_scripts)) or "none"
         raise _error("NotFoundError", f"no script named {name!r} (registered: {known})")
@@ -197,8 +238,15 @@ def _finish_reason(reply: ScriptedReply) -> str:
     return reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop")
 
 
-def _call_ids(reply: ScriptedReply) -> list[str]:
-    return [c.id or f"call_scripted_{next(_ids)}" for c in reply.tool_calls]
+def _call_ids(reply: ScriptedReply, messages: list) -> list[str]:
+    """Ids from the conversation's turn, not a process-wide counter: the same conversation
+    gets the same ids in any process (benchmark runs are compared across executors)."""
+    turn = 1 + sum(1 for m in messages if _role(m) == "assistant")
+    return [c.id or f"call_scripted_{turn}_{i}" for i, c in enumerate(reply.tool_calls, 1)]
+
+
+def _role(message: Any) -> str:
+    return message.get("role", "") if isinstance(message, dict) else getattr(message, "role", "")
 
 
 def _exhausted(name: str, steps: int) -> Exception:
@@ -231,7 +279,7 @@ def build_response(model: str, reply: ScriptedReply, messages: list, tools) -> A
         ChatCompletionMessageToolCall(
             id=call_id, type="function", function=Function(name=c.name, arguments=c.raw_arguments)
         )
-        for c, call_id in zip(reply.tool_calls, _call_ids(reply), strict=True)
+        for c, call_id in zip(reply.tool_calls, _call_ids(reply, messages), strict=True)
     ]
     message = Message(role="assistant", content=reply.text or None, tool_calls=tool_calls or None)
     return litellm.ModelResponse(
@@ -257,7 +305,7 @@ def stream_chunks(reply: ScriptedReply, messages: list, tools) -> Iterator[dict]
 
     for start in range(0, len(reply.text), FRAGMENT):
         yield chunk(reply.text[start : start + FRAGMENT])
-    for index, (call, call_id) in enumerate(zip(reply.tool_calls, _call_ids(reply), strict=True)):
+    for index, (call, call_id) in enumerate(zip(reply.tool_calls, _call_ids(reply, messages), strict=True)):
         raw = call.raw_arguments
         pieces = [raw[s : s + FRAGMENT] for s in range(0, len(raw), FRAGMENT)] or [""]
         for n, piece in enumerate(pieces):

@@ -94,10 +94,16 @@ class Workspace:
         rev: str = "HEAD",
         include_user_changes: bool = True,
         id: str | None = None,
+        history: bool = True,
     ) -> Workspace:
         """Make `base_dir/<id>` hold commit `rev`; when `rev` is the user's HEAD and
         `include_user_changes`, also their staged, unstaged and untracked (not ignored) changes.
-        User changes are relative to HEAD, so they are never applied to another commit."""
+        User changes are relative to HEAD, so they are never applied to another commit.
+
+        `history=False` makes a workspace that holds `rev`'s tree and nothing else: one root
+        commit, its objects copied in, no alternates. A benchmark task at P needs that — with
+        the user's object store borrowed, the agent could dig up the very commit it is asked
+        to reproduce (`git cat-file --batch-all-objects`)."""
         repo = Path(repo)
         top = Path(git(repo, "rev-parse", "--show-toplevel").strip())
         paths = git(top, "rev-parse", "--path-format=absolute", "--git-common-dir", "--git-dir")
@@ -120,13 +126,16 @@ class Workspace:
             excludes = user_excludes.read_text() if user_excludes.is_file() else ""
             (dot_git / "info" / "exclude").write_text(excludes + "\n" + DEFAULT_EXCLUDES)
             base = sha
-            if include_user_changes and sha == _head(top):
+            if not history:
+                base = _without_history(path, sha)
+            elif include_user_changes and sha == _head(top):
                 base = _capture_user_changes(top, git_dir, path, sha, base_dir)
             git(path, "checkout", "-q", "--detach", base)
         except BaseException:
             shutil.rmtree(path, ignore_errors=True)
             raise
-        return cls(path, top, sha, base, tuple(_object_dirs(common / "objects")))
+        borrowed = tuple(_object_dirs(common / "objects")) if history else ()
+        return cls(path, top, sha, base, borrowed)
 
     def head(self) -> str:
         return git(self.path, "rev-parse", "HEAD").strip()
@@ -174,6 +183,30 @@ class Workspace:
 
     def __exit__(self, *exc: object) -> None:
         self.remove()
+
+
+def _without_history(ws: Path, sha: str) -> str:
+    """Replace the workspace's view of the user's objects by a copy of `sha`'s tree under a
+    parentless commit; the new commit's sha. Only the objects reachable from that commit are
+    packed (`--window=0`: no delta search, the slow part), then the alternates go."""
+    tree = git(ws, "rev-parse", f"{sha}^{{tree}}").strip()
+    # Dated like `sha`, so the same commit always gives the same base (runs compare).
+    date = git(ws, "show", "-s", "--format=%cI", sha).strip()
+    base = git(ws, "commit-tree", tree, "-m", f"evoagent: {sha} (history withheld)",
+               env={"GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}).strip()
+    git(ws, "update-ref", "refs/heads/base", base)
+    env = {**os.environ, "GIT_DIR": str(ws / ".git")}
+    objects = subprocess.run(["git", "rev-list", "--objects", base], env=env,
+                             capture_output=True, check=True).stdout
+    packed = subprocess.run(
+        ["git", "-c", "pack.compression=1", "pack-objects", "-q", "--window=0",
+         str(ws / ".git" / "objects" / "pack" / "pack")],
+        input=objects, env=env, capture_output=True,
+    )
+    if packed.returncode != 0:
+        raise GitError(f"git pack-objects failed in {ws}: {packed.stderr.decode(errors='replace')}")
+    (ws / ".git" / "objects" / "info" / "alternates").unlink()
+    return base
 
 
 def _head(top: Path) -> str | None:

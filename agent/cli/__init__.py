@@ -47,10 +47,11 @@ def _register() -> None:
 
     for command in knowledge_cmds.COMMANDS:
         cli.add_command(command)
-    from . import task_cmds
+    from . import bench_cmds, task_cmds
 
-    for command in task_cmds.COMMANDS:
-        cli.add_command(command)
+    for module in (task_cmds, bench_cmds):
+        for command in module.COMMANDS:
+            cli.add_command(command)
 
 
 _register()

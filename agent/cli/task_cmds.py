@@ -1,4 +1,4 @@
-"""Task commands: tasks mine|list|show|export|path — the repository's own benchmark."""
+"""Task commands: tasks mine|rewrite|list|show|export|path — the repository's own benchmark."""
 
 from __future__ import annotations
 
@@ -14,7 +14,11 @@ from ..repo_context import RepoContext
 from .output import emit_json
 
 if TYPE_CHECKING:
+    from evoagent.agent.evolve.task_rewrite import RewriteResult
     from evoagent.agent.evolve.tasks import Task, TaskStore
+    from evoagent.memory.knowledge import Knowledge
+
+    from ..model import Model
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 TASKS_DIR = "tasks"
@@ -36,17 +40,56 @@ def _checked(call):
         raise EvoError(str(exc)) from exc
 
 
-def _knowledge_intents(ctx: RepoContext) -> dict[str, str]:
-    """commit sha → intent of knowledge records made from that commit (when a store exists)."""
+def _knowledge(ctx: RepoContext) -> list[Knowledge]:
+    """Every knowledge record (any status), when a memory store exists."""
     if ctx.settings.store is None and not any(ctx.state.memory_dir.iterdir()):
-        return {}
-    return {k.commit_sha: k.intent for k in ctx.knowledge.list() if k.commit_sha}
+        return []
+    return ctx.knowledge.list()
+
+
+def _model(ctx: RepoContext, model: str | None) -> Model:
+    """The model `fix` would use (flag, config, env keys, Ollama); none is exit 3, one line."""
+    from ..model import Model
+    from ..model_select import select_model
+
+    return Model(name=select_model(model or ctx.settings.model or None).name)
+
+
+def _rewrite(store: TaskStore, found: list[Task], llm: Model, as_json: bool) -> list[RewriteResult]:
+    from evoagent.agent.evolve.task_rewrite import rewrite_tasks
+
+    def progress(result: RewriteResult) -> None:
+        if not as_json and sys.stderr.isatty():
+            click.echo(
+                f"  rewrote {result.task.id}"
+                if result.kept
+                else f"  kept the original of {result.task.id}: {result.reason}",
+                err=True,
+            )
+
+    return rewrite_tasks(store, found, llm, progress)
+
+
+def _rewrite_summary(results: list[RewriteResult]) -> dict:
+    return {
+        "rewritten": [r.task.id for r in results if r.kept],
+        "refused": {r.task.id: r.reason for r in results if not r.kept},
+    }
+
+
+def _echo_rewrites(results: list[RewriteResult], model: str) -> None:
+    kept = sum(r.kept for r in results)
+    click.echo(f"rewrote {kept} of {len(results)} statement(s) with {model}")
+    for result in results:
+        if not result.kept:
+            click.echo(f"  kept the original of {result.task.id}: {result.reason}")
 
 
 @click.group(invoke_without_command=True)
 @click.pass_context
 def tasks(ctx: click.Context) -> None:
-    """Replay tasks mined from this repository's history: mine, list, show, export."""
+    """Replay tasks mined from this repository's history and approved fixes: mine, rewrite,
+    list, show, export."""
     if ctx.invoked_subcommand is None:
         ctx.invoke(list_tasks)
 
@@ -107,6 +150,13 @@ def tasks(ctx: click.Context) -> None:
 @click.option(
     "--test-command", metavar="CMD", help="Override the configured/detected test command."
 )
+@click.option("--no-knowledge", is_flag=True, help="Skip approved fixes (knowledge records).")
+@click.option(
+    "--rewrite",
+    is_flag=True,
+    help="Have a model write each new task's statement as a bug report (see `tasks rewrite`).",
+)
+@click.option("--model", "-m", metavar="MODEL", help="Model for --rewrite (as for `fix`).")
 @json_option
 def mine(
     last,
@@ -120,18 +170,24 @@ def mine(
     venv,
     strict,
     test_command,
+    no_knowledge,
+    rewrite,
+    model,
     as_json,
 ) -> None:
-    """Mine validated fail→pass tasks from first-parent history, newest first (incremental)."""
+    """Mine validated fail→pass tasks from first-parent history, newest first, then from
+    approved fixes that bring a failing test (incremental: nothing is validated twice)."""
     from evoagent.agent.evolve.task_miner import mine_tasks
     from evoagent.agent.evolve.task_mining import ValidationConfig
     from evoagent.agent.evolve.tasks import parse_ratios
     from evoagent.sandbox.local import SandboxUnavailable
     from evoagent.sandbox.testdetect import detect_test_command
 
-    ctx = RepoContext.open(test_command=test_command)
+    ctx = RepoContext.open(test_command=test_command, model=model)
     if not ctx.has_commits():
         raise EvoError("this repository has no commits yet: nothing to mine")
+    # Chosen before mining: a missing model should not surface after an hour of validation.
+    llm = _model(ctx, model) if rewrite else None
     store = _store(ctx)
     if ratios:
         store.set_ratios(_checked(lambda: parse_ratios(ratios)))
@@ -157,6 +213,7 @@ def mine(
                 f"  {len(report.tasks)} tasks, {len(report.rejects)} rejected — {note}", err=True
             )
 
+    records = _knowledge(ctx)
     try:
         report = mine_tasks(
             ctx.root,
@@ -167,13 +224,19 @@ def mine(
             since=since,
             want=want,
             jobs=jobs,
-            knowledge_intents=_knowledge_intents(ctx),
+            knowledge_intents={k.commit_sha: k.intent for k in records if k.commit_sha},
+            knowledge=None if no_knowledge else records,
+            runs_dir=ctx.state.runs_dir,
             progress=progress,
         )
     except SandboxUnavailable as exc:
         raise EvoError(str(exc)) from exc
+    rewrites = _rewrite(store, report.tasks, llm, as_json) if llm else []
     if as_json:
-        emit_json(report.to_json() | {"store": str(store.path)})
+        extra = {"store": str(store.path)}
+        if llm:
+            extra["rewrite"] = _rewrite_summary(rewrites) | {"model": llm.name}
+        emit_json(report.to_json() | extra)
         return
     click.echo(
         f"looked at {report.examined} commits ({report.already_decided} already decided): "
@@ -182,17 +245,60 @@ def mine(
     )
     for reason, count in report.reasons().items():
         click.echo(f"  {count:>5}  {reason}")
+    if report.knowledge_examined or report.knowledge_skipped:
+        click.echo(
+            f"approved fixes: {report.knowledge_examined} active "
+            f"({report.knowledge_already_decided} already decided), "
+            f"{report.knowledge_skipped} retracted or superseded skipped"
+        )
     for task in report.tasks:
         flag = "  [cascade]" if task.cascade else ""
         click.echo(
             f"task {task.id}: {len(task.fail_to_pass)} fail→pass, "
             f"{len(task.pass_to_pass)} pass→pass{flag}"
         )
+    if llm:
+        _echo_rewrites(rewrites, llm.name)
+
+
+@tasks.command("rewrite")
+@click.argument("ids", nargs=-1)
+@click.option("--model", "-m", metavar="MODEL", help="Any litellm model name (as for `fix`).")
+@click.option("--force", is_flag=True, help="Without IDS: redo tasks already rewritten too.")
+@json_option
+def rewrite_cmd(ids: tuple[str, ...], model: str | None, force: bool, as_json: bool) -> None:
+    """Have a model rewrite task statements as bug reports (symptom, no fix).
+
+    IDS (ids, unique prefixes or commit prefixes) are rewritten again even when they have
+    a rewrite; without IDS, every task that has none yet. A rewrite that names a file the
+    fix changes or repeats a line it adds is refused and the original kept. The original
+    statement is always kept. Exit 3 when no model is available.
+    """
+    ctx = RepoContext.open(model=model)
+    store = _store(ctx)
+    if ids:
+        found = [_checked(lambda id=id: store.get(id)) for id in ids]
+        found = list({t.commit: t for t in found}.values())
+    else:
+        found = [t for t in store.tasks() if force or not t.rewritten_statement]
+    if not found:
+        if as_json:
+            emit_json({"rewritten": [], "refused": {}, "model": None})
+        else:
+            click.echo("nothing to rewrite (every task has a rewrite; --force redoes them)")
+        return
+    llm = _model(ctx, model)
+    results = _rewrite(store, found, llm, as_json)
+    if as_json:
+        emit_json(_rewrite_summary(results) | {"model": llm.name})
+        return
+    _echo_rewrites(results, llm.name)
 
 
 def _row(task: Task, split: str) -> str:
     subject = task.problem_statement.splitlines()[0] if task.problem_statement else ""
     flag = " [cascade]" if task.cascade else ""
+    flag += " [rewritten]" if task.rewritten_statement else ""
     return f"{task.id}  {split:<5}  {len(task.fail_to_pass):>3} F2P  {subject[:70]}{flag}"
 
 
@@ -218,6 +324,8 @@ def list_tasks(split: str | None = None, as_json: bool = False) -> None:
                     "fail_to_pass": t.fail_to_pass,
                     "pass_to_pass": len(t.pass_to_pass),
                     "cascade": t.cascade,
+                    "source": t.source,
+                    "rewritten": bool(t.rewritten_statement),
                     "subject": t.problem_statement.splitlines()[0] if t.problem_statement else "",
                 }
                 for t in found
@@ -249,6 +357,7 @@ def show(id: str, as_json: bool) -> None:
         ("repo", task.repo),
         ("base", task.base_commit),
         ("commit", task.commit),
+        ("source", task.source if task.source != "history" else ""),
         ("created", task.created_at),
         ("test command", task.test_command),
         ("test files", ", ".join(task.test_files)),
@@ -268,6 +377,13 @@ def show(id: str, as_json: bool) -> None:
     click.echo("")
     click.echo(f"problem statement ({', '.join(task.statement_sources)}):")
     click.echo(task.problem_statement)
+    if task.rewritten_statement:
+        click.echo("")
+        click.echo(f"rewritten statement (model-written by {task.rewrite_model}):")
+        click.echo(task.rewritten_statement)
+    if task.rewrite_rejected:
+        click.echo("")
+        click.echo(f"last rewrite refused: {task.rewrite_rejected}")
 
 
 @tasks.command()

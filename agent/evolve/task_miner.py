@@ -7,13 +7,18 @@ made, so an interrupted run resumes where it stopped and a second run does no wo
 `want` stops handing out candidates once that many tasks were found; validations already
 in flight still finish and are kept (at most `jobs - 1` extra).
 
+After the history, approved fixes (active knowledge records) not yet decided go through the
+same pool (`knowledge_tasks` turns each into a candidate); `knowledge=None` skips them.
+
 The problem statement is the commit message as written, plus the intent of any knowledge
-record made from that commit. Memory holds no issue texts yet, so referenced issues are
-listed (`issue_refs`) but not quoted. Nothing from the diff is ever added.
+record made from that commit (for an approved fix: the issue the person asked about).
+Memory holds no issue texts yet, so referenced issues are listed (`issue_refs`) but not
+quoted. Nothing from the diff is ever added.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 from collections import Counter
@@ -21,14 +26,18 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evoagent.memory.commit_names import extract_issue_refs
 from evoagent.sandbox.workspace import GitError, git
 
+from . import knowledge_tasks
 from .task_candidates import Candidate, Commit, NotCandidate, first_parent_history, walk
 from .task_mining import ValidationConfig, Verdict, to_reject, to_task, validate
 from .tasks import Reject, Task, TaskStore
+
+if TYPE_CHECKING:
+    from evoagent.memory.knowledge import Knowledge
 
 _REMOTE = re.compile(r"[:/]([\w.-]+)/([\w.-]+?)(?:\.git)?/?$")
 
@@ -44,19 +53,31 @@ def repo_name(repo: Path) -> str:
     return f"{match.group(1)}/{match.group(2)}" if match else Path(repo).resolve().name
 
 
-def problem_statement(commit: Commit, knowledge_intent: str = "") -> tuple[str, list[str]]:
+def problem_statement(
+    commit: Commit, knowledge_intent: str = "", source: str = "commit message"
+) -> tuple[str, list[str]]:
     text = commit.message.strip()
-    sources = ["commit message"]
+    sources = [source]
     if knowledge_intent.strip() and knowledge_intent.strip() not in text:
         text += "\n\n" + knowledge_intent.strip()
         sources.append("knowledge intent")
     return text, sources
 
 
+def _short(key: str) -> str:
+    """A sha's first 10 characters; a `knowledge:<id>` key whole."""
+    return key if key.startswith(knowledge_tasks.PREFIX) else key[:10]
+
+
 @dataclass
 class MineReport:
     examined: int = 0
     already_decided: int = 0
+    knowledge_examined: int = 0
+    """Active knowledge records looked at (decided before or not)."""
+    knowledge_already_decided: int = 0
+    knowledge_skipped: int = 0
+    """Retracted or superseded records: never a task."""
     candidates: int = 0
     tasks: list[Task] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
@@ -71,6 +92,11 @@ class MineReport:
         return {
             "examined": self.examined,
             "already_decided": self.already_decided,
+            "knowledge": {
+                "examined": self.knowledge_examined,
+                "already_decided": self.knowledge_already_decided,
+                "skipped": self.knowledge_skipped,
+            },
             "candidates": self.candidates,
             "tasks": len(self.tasks),
             "rejected": len(self.rejects),
@@ -83,6 +109,7 @@ class MineReport:
                 {
                     "id": t.id,
                     "commit": t.commit,
+                    "source": t.source,
                     "fail_to_pass": t.fail_to_pass,
                     "cascade": t.cascade,
                 }
@@ -104,8 +131,12 @@ def mine_tasks(
     jobs: int = 1,
     name: str | None = None,
     knowledge_intents: dict[str, str] | None = None,
+    knowledge: list[Knowledge] | None = None,
+    runs_dir: Path | None = None,
     progress: Callable[[MineReport, str], None] | None = None,
 ) -> MineReport:
+    """`knowledge`: every knowledge record (any status), mined after the history; the run
+    folders in `runs_dir` give an approved fix its full issue text and patch."""
     started = time.monotonic()
     report = MineReport()
     name = name or repo_name(repo)
@@ -115,7 +146,15 @@ def mine_tasks(
     report.examined = len(commits)
     report.already_decided = sum(1 for c in commits if c.sha in decided)
     command_text = " ".join(config.test_command.argv)
-    stream = walk(repo, commits, decided)
+    records, report.knowledge_skipped = knowledge_tasks.approved(knowledge or [])
+    report.knowledge_examined = len(records)
+    report.knowledge_already_decided = sum(
+        1 for r in records if knowledge_tasks.decision_key(r.id) in decided
+    )
+    stream: Any = walk(repo, commits, decided)
+    if records:
+        approved = knowledge_tasks.candidates(repo, records, store, runs_dir)
+        stream = itertools.chain(stream, approved)
 
     def work(candidate: Candidate) -> tuple[Verdict, float]:
         begun = time.monotonic()
@@ -126,7 +165,9 @@ def mine_tasks(
         report.validate_seconds += seconds
         if verdict.fail_to_pass:
             statement, sources = problem_statement(
-                candidate.commit, intents.get(candidate.commit.sha, "")
+                candidate.commit,
+                intents.get(candidate.commit.sha, ""),
+                candidate.statement_source,
             )
             task = to_task(
                 candidate,
@@ -145,12 +186,16 @@ def mine_tasks(
             reject = to_reject(candidate, verdict, seconds)
             store.add_reject(reject)
             report.rejects.append(reject)
-            note = f"rejected {candidate.commit.sha[:10]}: {verdict.reason}"
+            note = f"rejected {_short(candidate.commit.sha)}: {verdict.reason}"
         if progress:
             progress(report, note)
 
     def next_candidate() -> Candidate | None:
         for item in stream:
+            if isinstance(item, Reject):  # an approved fix that cannot be a task
+                store.add_reject(item)
+                report.rejects.append(item)
+                continue
             if isinstance(item, NotCandidate):
                 reject = Reject(
                     item.commit.sha,

@@ -3,7 +3,8 @@ reason.
 
 For a candidate C with first parent P, in a fresh workspace (the user's tree and index are
 never touched): P plus only C's test part → run the touched test files, twice; then C → run
-them again, twice. Per-test outcomes come from JUnit XML; for pytest
+them again, twice (for an approved fix, C is P with the whole approved patch applied: it
+may never have been committed). Per-test outcomes come from JUnit XML; for pytest
 `--continue-on-collection-errors` keeps one broken file from stopping the others, and a
 file that fails to collect counts as every one of its tests failing (as SWE-bench's log
 parsing does). A per-test timeout turns a hang into a failure of that test. Then:
@@ -77,6 +78,8 @@ class Side:
     """test file -> first line of its collection error."""
     error_lines: dict[str, str] = field(default_factory=dict)
     """failing test id -> first line of its error."""
+    messages: dict[str, str] = field(default_factory=dict)
+    """failing test id -> first line of the runner's failure message (`assert -2 == 2`)."""
     timed_out: bool = False
     no_report: str = ""
     """The output's first error line when a run produced no per-test report at all."""
@@ -116,6 +119,8 @@ def _side(runs: list[TestRun], files: list[str]) -> Side:
                 continue
             outcomes[test_id] = "fail"
             side.error_lines.setdefault(test_id, error_line(message, detail))
+            if message.strip():
+                side.messages.setdefault(test_id, message.strip().splitlines()[0][:300])
         for test_id, outcome in outcomes.items():
             seen.setdefault(test_id, []).append(outcome)
     for test_id, outcomes in seen.items():
@@ -194,6 +199,8 @@ class Verdict:
     detail: str = ""
     diff_tests: list[str] = field(default_factory=list)
     cascade_reason: str = ""
+    fail_lines: dict[str, str] = field(default_factory=dict)
+    """FAIL_TO_PASS test → the first line of its failure at P+tests."""
 
 
 def decide(
@@ -208,6 +215,9 @@ def decide(
         names = changed_test_names(test_patch)
         verdict.diff_tests = [t for t in f2p if touched_by_diff(t, names)]
         verdict.cascade_reason = _cascade(before, f2p, verdict.diff_tests, cascade_limit)
+        # What a reporter would see: the runner's own message, else the error line.
+        lines = {t: before.messages.get(t) or _cause(before, t) for t in f2p}
+        verdict.fail_lines = {t: line for t, line in lines.items() if line}
         return verdict
     failing_after = sorted(t for t, s in after.status.items() if s == "fail")
     if after.file_errors:
@@ -232,6 +242,13 @@ def decide(
     return verdict
 
 
+def _cause(before: Side, test_id: str) -> str:
+    """Why a test failed at P+tests: its own error line, its file's collection error, or
+    the run's first error line when the run reported nothing per test."""
+    file = test_id.split("::", 1)[0]
+    return before.error_lines.get(test_id) or before.file_errors.get(file) or before.no_report
+
+
 def _cascade(before: Side, f2p: list[str], diff_tests: list[str], limit: int) -> str:
     if len(f2p) > limit:
         return f"{len(f2p)} FAIL_TO_PASS tests (more than {limit})"
@@ -239,30 +256,37 @@ def _cascade(before: Side, f2p: list[str], diff_tests: list[str], limit: int) ->
     if len(collateral) < 3:
         return ""
 
-    def cause(test_id: str) -> str:
-        file = test_id.split("::", 1)[0]
-        return before.error_lines.get(test_id) or before.file_errors.get(file) or before.no_report
-
-    line, count = Counter(cause(t) for t in collateral).most_common(1)[0]
+    line, count = Counter(_cause(before, t) for t in collateral).most_common(1)[0]
     if line and count * 5 >= len(collateral) * 4:
         return f"{count} tests the diff did not change fail at P with the same error: {line}"
     return ""
 
 
+def _apply(ws: Workspace, patch: str) -> str:
+    """Apply `patch` to the workspace's tree; "" when it applied, else git's first line."""
+    patch_file = ws.path / ".git" / "evoagent-part.patch"
+    patch_file.write_text(patch)
+    try:
+        git(ws.path, "apply", "--binary", "--whitespace=nowarn", str(patch_file))
+    except GitError as exc:
+        return (str(exc).split(": ", 1)[-1].splitlines() or ["git apply failed"])[0]
+    finally:
+        patch_file.unlink(missing_ok=True)
+    return ""
+
+
 def validate(repo: Path, base_dir: Path, candidate: Candidate, config: ValidationConfig) -> Verdict:
-    """Run the candidate's touched tests at P+tests and at C in a throwaway workspace."""
+    """Run the candidate's touched tests at P+tests and at C in a throwaway workspace.
+
+    C is the commit itself, or for an approved fix (`candidate.knowledge_id`) P with the
+    whole approved patch applied: the same two sides, reached without a commit."""
     commit = candidate.commit
     files = candidate.split.runnable_test_files()
     ws = Workspace.create(repo, base_dir, rev=commit.parent or "", include_user_changes=False)
     try:
-        patch_file = ws.path / ".git" / "evoagent-test-part.patch"
-        patch_file.write_text(candidate.split.tests)
-        try:
-            git(ws.path, "apply", "--binary", "--whitespace=nowarn", str(patch_file))
-        except GitError as exc:
-            detail = str(exc).split(": ", 1)[-1].splitlines()[0] if str(exc) else ""
-            return Verdict([], [], [], PATCH_DOES_NOT_APPLY, detail)
-        patch_file.unlink()
+        problem = _apply(ws, candidate.split.tests)
+        if problem:
+            return Verdict([], [], [], PATCH_DOES_NOT_APPLY, problem)
         settings = {
             "venv": config.venv,
             "allow_network": config.allow_network,
@@ -270,7 +294,13 @@ def validate(repo: Path, base_dir: Path, candidate: Candidate, config: Validatio
         }
         runner = make_runner(ws.sandbox_config(**settings), strict=config.strict)
         before = _side(run_side(runner, ws, config, files), files)
-        ws.reset_to(commit.sha)
+        if candidate.knowledge_id:
+            ws.reset_to(ws.rev)
+            problem = _apply(ws, candidate.patch)
+            if problem:
+                return Verdict([], [], [], PATCH_DOES_NOT_APPLY, f"the fix: {problem}")
+        else:
+            ws.reset_to(commit.sha)
         after = _side(run_side(runner, ws, config, files), files)
     finally:
         ws.remove()
@@ -291,7 +321,7 @@ def to_task(
 ) -> Task:
     commit = candidate.commit
     return Task(
-        id=task_id(repo_name, commit.sha),
+        id=candidate_task_id(repo_name, candidate),
         repo=repo_name,
         base_commit=commit.parent or "",
         commit=commit.sha,
@@ -309,6 +339,9 @@ def to_task(
         cascade=bool(verdict.cascade_reason),
         cascade_reason=verdict.cascade_reason,
         flaky=verdict.flaky,
+        source="knowledge" if candidate.knowledge_id else "history",
+        knowledge_id=candidate.knowledge_id,
+        fail_lines=verdict.fail_lines,
         mined_at=time.time(),
         seconds=round(seconds, 3),
     )
@@ -330,3 +363,10 @@ def to_reject(candidate: Candidate, verdict: Verdict, seconds: float) -> Reject:
 def task_id(repo_name: str, sha: str) -> str:
     """SWE-bench style: owner__name-<sha12>."""
     return f"{repo_name.replace('/', '__')}-{sha[:12]}"
+
+
+def candidate_task_id(repo_name: str, candidate: Candidate) -> str:
+    """owner__name-<sha12>, or owner__name-knowledge-<record id> for an approved fix."""
+    if candidate.knowledge_id:
+        return f"{repo_name.replace('/', '__')}-knowledge-{candidate.knowledge_id}"
+    return task_id(repo_name, candidate.commit.sha)

@@ -10,9 +10,13 @@ Storage (`.evoagent/tasks/`, see docs/architecture.md):
     rejects.jsonl   one Reject per line: commit, reason, detail, stage
     split.json      the train/val/test ratios (`{"train": 0.6, "val": 0.2, "test": 0.2}`)
 
-Both JSONL files are append-only; each record is one `write` of one line under an
-exclusive file lock, so a concurrent miner or a kill loses at most the record in flight.
-A commit found in either file is decided and never validated again (incremental mining).
+Both JSONL files grow by appends: each record is one `write` of one line under an
+exclusive lock on `.lock` (a file of its own, so the lock survives `update` replacing
+tasks.jsonl), and a concurrent miner or a kill loses at most the record in flight.
+`update` (a model-written statement added later) rewrites tasks.jsonl to a temporary file
+and renames it over the old one under the same lock: readers see the old file or the new
+one, never half of each. A commit found in either file is decided and never validated again
+(incremental mining); an approved fix is keyed `knowledge:<record id>` in that place.
 The split is a pure function of the task id and the ratios (sha256 of the id → [0, 1)), so
 it never changes for a task unless the ratios do, and every reader agrees on it.
 """
@@ -22,7 +26,10 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import os
+import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -30,6 +37,7 @@ from typing import Any
 TASKS_FILE = "tasks.jsonl"
 REJECTS_FILE = "rejects.jsonl"
 SPLIT_FILE = "split.json"
+LOCK_FILE = ".lock"
 SPLITS = ("train", "val", "test")
 DEFAULT_RATIOS = {"train": 0.6, "val": 0.2, "test": 0.2}
 TASK_FORMAT = 1
@@ -72,7 +80,8 @@ class Task:
     base_commit: str
     """P: the commit the agent starts from (C's first parent)."""
     commit: str
-    """C: the commit whose change is the gold solution."""
+    """C: the commit whose change is the gold solution; `knowledge:<record id>` for an
+    approved fix (C is then P plus the approved patch, which may never have been committed)."""
     patch: str
     """The code part of C's diff against P (what an agent should produce)."""
     test_patch: str
@@ -97,8 +106,16 @@ class Task:
     """Tests excluded because two runs on one side disagreed."""
     source: str = "history"
     """history | knowledge"""
+    knowledge_id: str = ""
+    """The approved knowledge record a `knowledge` task was made from."""
+    fail_lines: dict[str, str] = field(default_factory=dict)
+    """FAIL_TO_PASS test → the first line of its failure at P+tests (what a reporter sees)."""
     rewritten_statement: str = ""
     """A model-written issue-style statement (kept beside the original); empty if none."""
+    rewrite_model: str = ""
+    """The model that wrote `rewritten_statement` (it is model-written, never the author's)."""
+    rewrite_rejected: str = ""
+    """Why the latest model rewrite was refused (it leaked the fix); empty when it was kept."""
     mined_at: float = 0.0
     seconds: float = 0.0
     format: int = TASK_FORMAT
@@ -166,16 +183,23 @@ class TaskStore:
     def rejects_file(self) -> Path:
         return self.path / REJECTS_FILE
 
-    def _append(self, file: Path, record: dict[str, Any]) -> None:
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The store's exclusive lock. It is held on a file of its own: a lock on tasks.jsonl
+        itself would be lost to a writer still waiting on the inode `update` renamed away."""
         self.path.mkdir(parents=True, exist_ok=True)
-        line = json.dumps(record, ensure_ascii=False) + "\n"
-        with open(file, "a", encoding="utf-8") as handle:
+        with open(self.path / LOCK_FILE, "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
-                handle.write(line)
-                handle.flush()
+                yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _append(self, file: Path, record: dict[str, Any]) -> None:
+        line = json.dumps(record, ensure_ascii=False) + "\n"
+        with self._locked(), open(file, "a", encoding="utf-8") as handle:
+            handle.write(line)
+            handle.flush()
 
     @staticmethod
     def _read(file: Path) -> Iterator[dict[str, Any]]:
@@ -196,6 +220,39 @@ class TaskStore:
 
     def add_reject(self, reject: Reject) -> None:
         self._append(self.rejects_file, reject.to_json())
+
+    def update(self, task: Task) -> None:
+        """Replace the stored task for `task.commit` by `task` (every copy of it, so the file
+        keeps one), atomically: a temporary file renamed over tasks.jsonl under the lock."""
+        with self._locked():
+            lines = []
+            found = False
+            if self.tasks_file.is_file():
+                lines = self.tasks_file.read_text(encoding="utf-8").splitlines()
+            out = []
+            for line in lines:
+                try:
+                    commit = json.loads(line).get("commit") if line.strip() else None
+                except ValueError:  # a line cut by a kill: unreadable either way, dropped
+                    continue
+                if commit == task.commit:
+                    if not found:
+                        out.append(json.dumps(task.to_json(), ensure_ascii=False))
+                    found = True
+                elif line.strip():
+                    out.append(line)
+            if not found:
+                raise TaskStoreError(f"no task {task.id!r} to update (see `evoagent tasks list`)")
+            handle, temp = tempfile.mkstemp(prefix=".tasks-", suffix=".tmp", dir=self.path)
+            try:
+                with os.fdopen(handle, "w", encoding="utf-8") as file:
+                    file.write("".join(line + "\n" for line in out))
+                    file.flush()
+                    os.fsync(file.fileno())
+                os.replace(temp, self.tasks_file)
+            except BaseException:
+                Path(temp).unlink(missing_ok=True)
+                raise
 
     def tasks(self) -> list[Task]:
         """Every task, newest commit first as mined; a commit stored twice keeps its last."""
