@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import genome_code
 from .errors import EXIT_BUDGET, EXIT_NOT_FIXED, EXIT_OK, EvoError
 from .events import CommandRun, CostUpdate, Event, Finished, SessionStarted
 from .genome import Genome, init_genome
@@ -124,6 +125,8 @@ class RunControls:
     """Run this genome instead of the live one (a variant being scored)."""
     runs_dir: Path | None = None
     """Where the run record goes (default `.evoagent/runs`)."""
+    stream: bool = True
+    """Stream model replies (a front end shows them as they come); a benchmark does not."""
 
 
 @dataclass
@@ -173,7 +176,7 @@ def run_request(
     loop = genome.settings.loop
     session = SessionUsage()
     budget = Budget(loop.max_steps * (loop.refine_attempts + 1), loop.max_cost_usd or None, loop.max_seconds)
-    llm = Model(name=model_name, session=session, budget=budget)
+    llm = Model(name=model_name, session=session, budget=budget, stream=controls.stream)
     record = RunRecord(controls.runs_dir or ctx.state.runs_dir,
                        new_run_id(request.splitlines()[0]))
     started = time.monotonic()
@@ -193,25 +196,26 @@ def run_request(
     error_code: int | None = None
     patch = ""
     try:
-        runner = make_runner(
-            workspace.sandbox_config(allow_network=genome.policy.network, venv=ctx.venv),
-            strict=controls.strict,
-        )
+        config = workspace.sandbox_config(allow_network=genome.policy.network, venv=ctx.venv)
+        if genome.code_enabled:  # its tools and hooks are imported inside the sandbox
+            config = genome_code.readable_genome(config, genome.path)
+        runner = make_runner(config, strict=controls.strict)
         if controls.on_sandbox is not None:
             controls.on_sandbox(workspace, runner)
         test_command = detect_test_command(workspace.path, ctx.settings.test_command)
         tools_ctx = _tool_context(ctx, genome, workspace.path, runner, publish, baseline)
         tools_ctx.approve = controls.approve
+        tools_ctx.extra_tools, hooks = genome_code.for_run(genome, runner, workspace.path, request)
         native = supports_native_tools(model_name)
         solver = Solver(workspace, runner, llm, genome, tools_ctx, publish, test_command,
-                        native_tools=native, should_stop=controls.should_stop)
+                        native_tools=native, should_stop=controls.should_stop, hooks=hooks)
         tools_ctx.run_tests = lambda ids: _tests_text(solver.run_tests(ids))
         locate_hits, recall_hits, knowledge_used = _evidence(ctx, tools_ctx, request, baseline)
         system = genome.render(
             "system",
             tools=[{"name": s["function"]["name"], "description": s["function"]["description"]}
-                   for s in tool_schemas(genome.tools)] if native else [],
-            tool_protocol="" if native else text_protocol_help(genome.tools),
+                   for s in tool_schemas(genome.tools, tools_ctx.extra_tools)] if native else [],
+            tool_protocol="" if native else text_protocol_help(genome.tools, tools_ctx.extra_tools),
             project_instructions=project_instructions(workspace.path),
             skills=genome.skills_index(),
             repo_map=tools_ctx.repo_map(

@@ -1,18 +1,23 @@
-"""The genome: the agent's editable definition (settings, policy, prompts, skills).
+"""The genome: the agent's editable definition (settings, policy, prompts, skills, and from
+format version 2 Python tools and loop hooks).
 
 It lives in `.evoagent/agent/` (a git repository of its own, copied from the packaged
 `.agent-template/` by `init_genome`). Loading validates all of it up front, so a broken
 genome fails with one line naming the file and the problem, never halfway through a run.
+Genome code is only read here (parsed, its literal SCHEMA evaluated), never executed: it
+runs in the sandbox through `genome_code.py`.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import os
 import re
 import shutil
 import subprocess
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path, PurePosixPath
@@ -22,8 +27,13 @@ from pydantic import BaseModel, Field, ValidationError
 
 from .errors import EvoError
 
-SUPPORTED_VERSIONS = (1,)
+SUPPORTED_VERSIONS = (1, 2)
+CODE_VERSION = 2
+"""The first format version with Python tools (`tools/`) and loop hooks (`hooks/`)."""
 PROMPTS = ("system", "task", "refine", "commit_message")
+HOOK_POINTS = ("before_step", "failure_digest", "stop")
+"""Where the loop calls a genome hook (`hooks/<point>.py`); see .agent-template/README.md."""
+_CODE_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 TEMPLATE_VARS: dict[str, frozenset[str]] = {
     "system": frozenset({"tools", "tool_protocol", "project_instructions", "skills", "repo_map"}),
@@ -111,6 +121,9 @@ class Policy(BaseModel, extra="forbid"):
     """Globs (relative to the repo root) the agent may write; `**` crosses directories."""
     protected: list[str] = Field(default_factory=list)
     """Globs the agent may never write, even when `writable` matches."""
+    genome_code: bool = False
+    """Whether the genome's Python tools and hooks may run at all (in the sandbox). Off when
+    absent: a policy written before genome code existed never allowed it."""
 
     def allows_tool(self, name: str) -> bool:
         return name in self.tools
@@ -130,6 +143,8 @@ class Policy(BaseModel, extra="forbid"):
             found.append("network turned on")
         found += [f"writable {g!r} added" for g in candidate.writable if g not in self.writable]
         found += [f"protected {g!r} removed" for g in self.protected if g not in candidate.protected]
+        if candidate.genome_code and not self.genome_code:
+            found.append("genome code turned on")
         return found
 
 
@@ -162,12 +177,41 @@ class Skill:
     text: str
 
 
+@dataclass(frozen=True)
+class CodeTool:
+    """A genome tool (`tools/<name>.py`): its file and the SCHEMA read from it statically."""
+
+    name: str
+    path: Path
+    schema: dict[str, Any]
+
+    @property
+    def description(self) -> str:
+        return str(self.schema["description"])
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        return self.schema["parameters"]
+
+
 class Genome:
-    def __init__(self, path: Path, settings: AgentSettings, policy: Policy, skills: dict[str, Skill]):
+    def __init__(
+        self,
+        path: Path,
+        settings: AgentSettings,
+        policy: Policy,
+        skills: dict[str, Skill],
+        code_tools: dict[str, CodeTool] | None = None,
+        hooks: dict[str, Path] | None = None,
+    ):
         self.path = path
         self.settings = settings
         self.policy = policy
         self.skills = skills
+        self.code_tools = code_tools or {}
+        """Python tools by name; empty unless `code_enabled`."""
+        self.hooks = hooks or {}
+        """Hook files by point (HOOK_POINTS); empty unless `code_enabled`."""
         self._env = _environment(path)
 
     @classmethod
@@ -177,16 +221,32 @@ class Genome:
             raise GenomeError(path, "no genome here (run `evoagent init`)")
         settings = _model(AgentSettings, path / "agent.toml")
         policy = _model(Policy, path / "policy.toml")
-        _check_tools(path / "agent.toml", "[tools] enabled", settings.tools.enabled)
+        has_code = settings.version >= CODE_VERSION
+        # A genome tool may be listed in [tools] enabled whether or not the policy lets it run.
+        own = [p.stem for p in tool_files(path)] if has_code else []
+        _check_tools(path / "agent.toml", "[tools] enabled", settings.tools.enabled, own)
         _check_tools(path / "policy.toml", "tools", policy.tools)
-        genome = cls(path, settings, policy, _load_skills(path / "skills"))
+        code_tools, hooks = {}, {}
+        if has_code and policy.genome_code:  # otherwise the code is ignored, not even parsed
+            code_tools = {t.name: t for t in map(load_code_tool, tool_files(path))}
+            hooks = _load_hooks(path)
+        genome = cls(path, settings, policy, _load_skills(path / "skills"), code_tools, hooks)
         genome._check_templates()
         return genome
 
     @property
+    def code_enabled(self) -> bool:
+        """Whether this genome's Python tools and hooks run: format 2 and the policy says so."""
+        return self.settings.version >= CODE_VERSION and self.policy.genome_code
+
+    @property
     def tools(self) -> list[str]:
-        """Enabled tools that the policy allows, in agent.toml order."""
-        return [t for t in self.settings.tools.enabled if self.policy.allows_tool(t)]
+        """Enabled tools that may run, in agent.toml order: built-ins the policy allows, and
+        the genome's own tools when genome code is on."""
+        return [
+            t for t in self.settings.tools.enabled
+            if self.policy.allows_tool(t) or t in self.code_tools
+        ]
 
     def skills_index(self) -> list[dict[str, str]]:
         return [{"name": s.name, "description": s.description} for s in self.skills.values()]
@@ -292,13 +352,152 @@ def _model(model: type[_M], file: Path) -> _M:
         raise GenomeError(file, f"{where}: {first['msg']}") from exc
 
 
-def _check_tools(file: Path, where: str, names: list[str]) -> None:
+def _check_tools(file: Path, where: str, names: list[str], own: Sequence[str] = ()) -> None:
     from evoagent.agent.tools import TOOLS
 
     for name in names:
-        if name not in TOOLS:
-            known = ", ".join(sorted(TOOLS))
+        if name not in TOOLS and name not in own:
+            known = ", ".join(sorted([*TOOLS, *own]))
             raise GenomeError(file, f"{where}: unknown tool {name!r} (known: {known})")
+
+
+# -- genome code, read statically (never executed in the kernel) ---------------------------
+
+
+def tool_files(genome_dir: Path) -> list[Path]:
+    """`tools/*.py` of a genome; files starting with `_` are helpers, not tools."""
+    folder = Path(genome_dir) / "tools"
+    return sorted(p for p in folder.glob("*.py") if not p.name.startswith("_")) if folder.is_dir() else []
+
+
+def hook_files(genome_dir: Path) -> list[Path]:
+    """`hooks/*.py` of a genome (helpers starting with `_` excluded)."""
+    folder = Path(genome_dir) / "hooks"
+    return sorted(p for p in folder.glob("*.py") if not p.name.startswith("_")) if folder.is_dir() else []
+
+
+def _load_hooks(genome_dir: Path) -> dict[str, Path]:
+    hooks = {}
+    for file in hook_files(genome_dir):
+        if file.stem not in HOOK_POINTS:
+            # A misspelt hook would silently never run.
+            raise GenomeError(file, f"unknown hook point {file.stem!r} (known: {', '.join(HOOK_POINTS)})")
+        _require_function(file, _parse(file), "hook", "hook(payload)")
+        hooks[file.stem] = file
+    return hooks
+
+
+def load_code_tool(file: Path) -> CodeTool:
+    """A `tools/` file read statically (name, function, literal SCHEMA validated); a
+    GenomeError naming the file when anything is wrong. Nothing in it runs."""
+    from evoagent.agent.tools import TOOLS
+
+    if not _CODE_NAME.fullmatch(file.stem):
+        raise GenomeError(file, "a tool's file name must be lower_snake_case (it is the tool's name)")
+    if file.stem in TOOLS:
+        raise GenomeError(file, f"tool name {file.stem!r} is a built-in tool's; pick another name")
+    tree = _parse(file)
+    _require_function(file, tree, "run", "run(args, workspace)")
+    schema = read_tool_schema(file, tree)
+    problem = schema_problem(schema, file.stem)
+    if problem:
+        raise GenomeError(file, f"SCHEMA: {problem}")
+    return CodeTool(file.stem, file, schema)
+
+
+def _parse(file: Path) -> ast.Module:
+    try:
+        return ast.parse(file.read_text(encoding="utf-8"), str(file))
+    except SyntaxError as exc:
+        raise GenomeError(file, f"syntax error at line {exc.lineno}: {exc.msg}") from exc
+    except UnicodeDecodeError as exc:
+        raise GenomeError(file, "not UTF-8 text") from exc
+
+
+def _require_function(file: Path, tree: ast.Module, name: str, signature: str) -> None:
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name:
+            return
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == name for t in node.targets
+        ):
+            return
+    raise GenomeError(file, f"no top-level {signature} function")
+
+
+def read_tool_schema(file: Path, tree: ast.Module | None = None) -> dict[str, Any]:
+    """The module's top-level `SCHEMA = {...}`, evaluated as a literal: the kernel offers the
+    tool to the model without running any of its code."""
+    tree = tree or _parse(file)
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else (
+            [node.target] if isinstance(node, ast.AnnAssign) and node.value else []
+        )
+        if any(isinstance(t, ast.Name) and t.id == "SCHEMA" for t in targets):
+            try:
+                value = ast.literal_eval(node.value)
+            except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError) as exc:
+                raise GenomeError(file, f"SCHEMA must be a literal dict (line {node.lineno})") from exc
+            if not isinstance(value, dict):
+                raise GenomeError(file, f"SCHEMA must be a dict (line {node.lineno})")
+            return value
+    raise GenomeError(file, 'no top-level SCHEMA = {"name": ..., "description": ..., "parameters": ...}')
+
+
+def schema_problem(schema: Any, name: str) -> str | None:
+    """What is wrong with a tool SCHEMA, or None. The argument schema may use the JSON-schema
+    subset the kernel checks calls against (types, properties, required, items, enum,
+    additionalProperties, description)."""
+    if not isinstance(schema, dict):
+        return "must be a dict"
+    extra = sorted(set(schema) - {"name", "description", "parameters"})
+    if extra:
+        return f"unknown key {extra[0]!r} (expected name, description, parameters)"
+    if schema.get("name") != name:
+        return f"name must be {name!r} (the file's name), got {schema.get('name')!r}"
+    if not isinstance(schema.get("description"), str) or not schema["description"].strip():
+        return "description must be a non-empty string"
+    params = schema.get("parameters")
+    if not isinstance(params, dict) or params.get("type") != "object":
+        return 'parameters must be a JSON schema with "type": "object"'
+    return _schema_node_problem(params, "parameters")
+
+
+_SCHEMA_KEYS = {"type", "description", "properties", "required", "items", "enum",
+                "additionalProperties", "default", "title"}
+
+
+def _schema_node_problem(node: Any, where: str) -> str | None:
+    from evoagent.agent.tools.base import JSON_TYPES
+
+    if not isinstance(node, dict):
+        return f"{where} must be a dict"
+    unknown = sorted(set(node) - _SCHEMA_KEYS)
+    if unknown:
+        return f"{where}: unsupported keyword {unknown[0]!r} (supported: {', '.join(sorted(_SCHEMA_KEYS))})"
+    kind = node.get("type")
+    if kind is not None and kind not in JSON_TYPES:
+        return f"{where}: unknown type {kind!r} (known: {', '.join(JSON_TYPES)})"
+    if "enum" in node and not isinstance(node["enum"], list):
+        return f"{where}: enum must be a list"
+    if "additionalProperties" in node and not isinstance(node["additionalProperties"], bool):
+        return f"{where}: additionalProperties must be true or false"
+    props = node.get("properties", {})
+    if not isinstance(props, dict):
+        return f"{where}: properties must be a dict"
+    required = node.get("required", [])
+    if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
+        return f"{where}: required must be a list of names"
+    missing = [r for r in required if r not in props]
+    if missing:
+        return f"{where}: required {missing[0]!r} is not in properties"
+    for prop, sub in props.items():
+        problem = _schema_node_problem(sub, f"{where}.{prop}")
+        if problem:
+            return problem
+    if "items" in node:
+        return _schema_node_problem(node["items"], f"{where}.items")
+    return None
 
 
 def _load_skills(folder: Path) -> dict[str, Skill]:

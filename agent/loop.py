@@ -6,6 +6,10 @@ stops are exceptions: `Submitted` when the model finishes, `BudgetExhausted` fro
 
 Several `edit` calls in one response are applied together, all or none: a model that
 sends three related edits and gets one wrong must not leave the other two half-applied.
+
+The genome's hooks (agent/genome_code.py, run in the sandbox) get two points here:
+`before_step` may add a labelled note before a model call, `stop` may end the attempt (and
+the run) at a step boundary. Neither can extend a budget; a failing hook raises out.
 """
 
 from __future__ import annotations
@@ -13,13 +17,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .events import CostUpdate, Event, Message, MessageDelta, ToolCall, ToolResult
 from .model import Model, ModelReply, ToolCallRequest
 from .tools import call_tool, tool_schemas
 from .tools.base import ToolContext, ToolOutput
 from .tools.protocol import ToolFormatError, parse_text_tool_calls
+
+if TYPE_CHECKING:
+    from .genome_code import GenomeHooks
 
 # A model that answers in prose instead of calling a tool is nudged this many times in a
 # row before the attempt ends as if it had finished (it has nothing more to do).
@@ -55,6 +62,8 @@ class AttemptOutcome:
     finished: bool
     """True when the model called `finish`; False when it ran out of steps or went idle."""
     edits_applied: int = 0
+    stopped: bool = False
+    """True when the genome's `stop` hook ended the attempt: the run ends with it."""
 
 
 @dataclass
@@ -66,6 +75,12 @@ class AgentLoop:
     messages: list[dict[str, Any]] = field(default_factory=list)
     should_stop: Callable[[], bool] | None = None
     """Checked before every step and tool call; true raises Cancelled."""
+    hooks: GenomeHooks | None = None
+    """The genome's hooks (None: none); `before_step` and `stop` are called from here."""
+    attempt: int = 1
+    """Which attempt this is (the solver advances it); hooks are told."""
+    tests: dict[str, Any] | None = None
+    """The kernel's last test summary (genome_code.tests_summary), for the `stop` hook."""
 
     def run(self) -> AttemptOutcome:
         """One attempt from the current messages; returns when the model finishes."""
@@ -73,19 +88,32 @@ class AgentLoop:
         idle = 0
         for step in range(1, self.config.max_steps + 1):
             self._check_stop()
+            self._before_step(step)
             try:
                 applied, acted = self.step()
             except Submitted as done:
                 return AttemptOutcome(done.summary, step, True, edits)
             edits += applied
             idle = 0 if acted else idle + 1
+            if self.hooks is not None and self.hooks.stop(step, self.attempt, self.tests):
+                return AttemptOutcome("(stopped by the genome's stop hook)", step, False, edits,
+                                      stopped=True)
             if idle >= MAX_IDLE_REPLIES:
                 return AttemptOutcome("(the model stopped calling tools)", step, False, edits)
         return AttemptOutcome("(step limit reached)", self.config.max_steps, False, edits)
 
+    def _before_step(self, step: int) -> None:
+        if self.hooks is None:
+            return
+        note = self.hooks.before_step(step, self.attempt, self.messages)
+        if note:
+            self.messages.append({"role": "user", "content": note})
+
     def step(self) -> tuple[int, bool]:
         """One model call and its tools; returns (edit blocks applied, whether a tool ran)."""
-        schemas = tool_schemas(self.config.tools) if self.config.native_tools else None
+        schemas = (
+            tool_schemas(self.config.tools, self.ctx.extra_tools) if self.config.native_tools else None
+        )
         reply = self.model.query(
             self.messages, schemas, on_delta=lambda text: self.emit(MessageDelta(text))
         )

@@ -6,6 +6,9 @@ attempt is a checkpoint commit in the workspace, and the result is the best atte
 outcome: a later attempt that breaks more tests never wins. When the winning patch adds or
 changes tests, the kernel also checks that those tests fail without the code change (the
 issue was reproduced) and pass with it.
+
+The genome's hooks may reword the failure digest the model is shown (`failure_digest`) and
+end the run early (`stop`); the kernel's own test results and verdict never go through them.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from evoagent.sandbox.workspace import Workspace, git
 
 from .events import DiffProposed, Event, TestResult
 from .genome import Genome
+from .genome_code import GenomeHooks, tests_summary
 from .loop import AgentLoop, AttemptOutcome, LoopConfig
 from .model import Model
 from .tools.base import ToolContext
@@ -80,6 +84,8 @@ class Solver:
     native_tools: bool = True
     should_stop: Callable[[], bool] | None = None
     """Passed to the loop: a front end's cancel (raises loop.Cancelled out of `solve`)."""
+    hooks: GenomeHooks | None = None
+    """The genome's hooks for this run (genome_code.for_run); None when it has none."""
 
     def run_tests(self, test_ids: list[str] | None = None) -> TestRun | None:
         if self.test_command is None:
@@ -97,12 +103,13 @@ class Solver:
             LoopConfig(self.genome.tools, loop_settings.max_steps, self.native_tools),
             self.emit,
             [{"role": "system", "content": system_prompt}, {"role": "user", "content": task_prompt}],
-            should_stop=self.should_stop,
+            should_stop=self.should_stop, hooks=self.hooks, tests=tests_summary(before),
         )
         attempts: list[Attempt] = []
         budget_reason = ""
         last_sha = self.workspace.base
         for number in range(1, loop_settings.refine_attempts + 2):
+            loop.attempt = number
             try:
                 outcome = loop.run()
             except BudgetExhausted as exc:
@@ -128,9 +135,14 @@ class Solver:
                     budget_reason = (f"budget exhausted: all {loop_settings.max_steps} steps "
                                      f"of attempt {number} used")
                 break
+            loop.tests = tests_summary(tests)
+            if outcome.stopped or (
+                self.hooks is not None and self.hooks.stop(outcome.steps, number, loop.tests)
+            ):
+                break  # the genome's stop hook ends the run: no further refinement
             loop.messages.append({"role": "user", "content": self.genome.render(
                 "refine", attempt=number, max_attempts=loop_settings.refine_attempts,
-                digest=unproven or tests.digest(),
+                digest=unproven or self._digest(tests),
                 diff_since_last=_diff(self.workspace, last_sha, sha),
             )})
             last_sha = sha
@@ -142,6 +154,12 @@ class Solver:
             result.reproduction = self._reproduce(best)
         result.status = self._status(result)
         return result
+
+    def _digest(self, tests: TestRun) -> str:
+        """The failure digest the model is shown: the kernel's, or the genome hook's version."""
+        if self.hooks is None:
+            return tests.digest()
+        return self.hooks.failure_digest(tests.digest(), tests.failed + tests.errors)
 
     def _good(self, attempt: Attempt, before: TestRun | None) -> bool:
         """No test that passed before fails now, and the change shows progress: a test that

@@ -53,6 +53,12 @@ def _runs_screen() -> Screen:
     return RunsScreen()
 
 
+def _evolution_screen() -> Screen:
+    from .screens.evolution import EvolutionScreen
+
+    return EvolutionScreen()
+
+
 def _help_screen() -> Screen:
     from .screens.help import HelpScreen
 
@@ -64,7 +70,8 @@ class EvoApp(App):
 
     TITLE = "evoagent"
     CSS_PATH = "app.tcss"
-    SCREENS = {"memory": _memory_screen, "runs": _runs_screen, "help": _help_screen}
+    SCREENS = {"memory": _memory_screen, "runs": _runs_screen, "evolution": _evolution_screen,
+               "help": _help_screen}
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", priority=True),
         Binding("ctrl+c", "interrupt", "Stop / quit", priority=True, show=False),
@@ -72,6 +79,8 @@ class EvoApp(App):
         Binding("ctrl+z", "undo", "Undo", tooltip="Undo the last accepted change"),
         Binding("f2", "show_memory", "Memory"),
         Binding("f3", "show_runs", "Runs"),
+        # Hidden: the main footer is full at 80 columns; the help and the palette list it.
+        Binding("f4", "show_evolution", "Evolution", show=False),
         Binding("f9", "toggle_copy_mode", "Copy mode",
                 tooltip="Release the mouse so the terminal can select text"),
     ]
@@ -315,6 +324,9 @@ class EvoApp(App):
     def action_show_runs(self) -> None:
         self._show("runs")
 
+    def action_show_evolution(self) -> None:
+        self._show("evolution")
+
     def action_show_help(self) -> None:
         self._show("help")
 
@@ -368,6 +380,8 @@ class EvoApp(App):
         yield SystemCommand("Undo", "Undo the last accepted change", self.action_undo)
         yield SystemCommand("Memory", "Search memories and knowledge", self.action_show_memory)
         yield SystemCommand("Runs", "Past runs: review, resume", self.action_show_runs)
+        yield SystemCommand("Evolution", "The hyperagent's variants: diff, promote, roll back",
+                            self.action_show_evolution)
         yield SystemCommand("Mine", "Mine new history into memory", self.action_mine)
         yield SystemCommand("Copy mode", "Release the mouse for text selection",
                             self.action_toggle_copy_mode)

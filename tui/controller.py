@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from textual.app import App
 
@@ -40,6 +40,13 @@ if TYPE_CHECKING:
     )
 
 MODES = ("ask", "auto_edits", "full_auto")
+
+
+class GenomeStatus(NamedTuple):
+    main: str
+    """The sha of the live genome's main."""
+    tags: list[str]
+    """`promoted/<n>-previous` tags, oldest first: the mains a rollback can restore."""
 
 
 def next_mode(mode: str) -> str:
@@ -77,6 +84,7 @@ class SessionController:
         # LanceDB from two threads while one forks git was seen to hang (memory/mine.py):
         # memory operations of the app take turns.
         self._memory_lock = threading.Lock()
+        self._genome_repo: Any = None
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -247,3 +255,68 @@ class SessionController:
         self._post(MiningDone(result.stored, count))
         if result.stored:
             self._post(Notice(f"memory: mined {result.stored} commits"))
+
+    # -- evolution (the hyperagent's archive and genome) -----------------------------------
+
+    def list_variants(self) -> list[Any]:
+        """Every archived variant (`Variant`s, by generation); an `evoagent evolve run` in
+        another process adds to them as it goes."""
+        from evoagent.agent.evolve.review import archive_of
+
+        return archive_of(self._context()).all()
+
+    def genome_status(self) -> GenomeStatus:
+        """The live genome's main and the tags a rollback can go back to (newest last)."""
+        repo = self._genome()
+        return GenomeStatus(repo.sha("main"), [tag for _n, tag in repo.promoted_tags()])
+
+    def variant_diff(self, variant_id: str) -> str:
+        """The genome diff a variant made: its parent at the fork point → the variant."""
+        from evoagent.agent.evolve.review import archive_of
+
+        variant = archive_of(self._context()).get(variant_id)
+        repo = self._genome()
+        try:
+            new = repo.sha(repo.ref_of(variant.id))
+            parent = repo.sha(repo.ref_of(variant.parent or "main"))
+            base = repo.git("merge-base", parent, new, check=False)
+            if base == new and variant.commit:
+                # The parent has moved onto the variant (it was promoted): the fork point is
+                # the proposal commit's parent.
+                base = repo.sha(f"{variant.commit}^")
+            diff = repo.diff(base or parent, new)
+        except Exception:
+            diff = ""
+        if not diff:  # no branch (yet, or any more): what the archive recorded
+            return variant.diff
+        return diff + "\n"  # the genome repo's git output comes stripped
+
+    def promote_variant(self, variant_id: str, confirm: Callable[[str], bool],
+                        progress: Callable[[int, int], None] | None = None) -> Any:
+        """Score the variant and main on the test split (slow: the benchmark; `progress(done,
+        total)` per task), ask `confirm(comparison text)`, then move main. (tag of the
+        previous main, Comparison), or None when declined."""
+        from evoagent.agent.evolve.review import promote
+
+        bench: dict[str, Any] = {"model": self.model}
+        if progress is not None:
+            bench["progress"] = lambda _run, _result, done, total: progress(done, total)
+        return promote(self._context(), variant_id, confirm, **bench)
+
+    def reject_variant(self, variant_id: str, reason: str = "rejected by a person") -> Any:
+        from evoagent.agent.evolve.review import reject
+
+        return reject(self._context(), variant_id, reason)
+
+    def rollback_genome(self, tag: str | None = None) -> str:
+        """Move main back (default: before the last promotion); the sha main now has."""
+        from evoagent.agent.evolve.review import rollback
+
+        return rollback(self._context(), tag)
+
+    def _genome(self) -> Any:
+        from evoagent.agent.evolve.review import genome_repo_of
+
+        if self._genome_repo is None:
+            self._genome_repo = genome_repo_of(self._context())
+        return self._genome_repo

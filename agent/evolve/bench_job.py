@@ -120,7 +120,7 @@ def run_job(job: Job) -> dict[str, Any]:
         rev = job.base_rev or task.base_commit
         as_of = job.as_of or ctx.as_of(task.base_commit)
         controls = RunControls(strict=spec.strict, baseline=Baseline(rev, as_of), genome=genome,
-                               runs_dir=Path(job.out_dir) / "runs")
+                               runs_dir=Path(job.out_dir) / "runs", stream=False)
         outcome = run_request(ctx, statement, spec.model, lambda event: None, controls)
         patch = outcome.patch
         report = outcome.report

@@ -7,6 +7,7 @@ tool's schema and bounds the output to `ctx.output_limit` characters.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
@@ -22,7 +23,7 @@ from .protocol import (
 
 __all__ = [
     "TOOLS", "Tool", "ToolContext", "ToolFormatError", "ToolOutput", "UnknownToolError",
-    "call_tool", "format_text_tool_call", "get_tool", "parse_text_tool_calls",
+    "call_tool", "format_text_tool_call", "get_tool", "parse_text_tool_calls", "resolve_tool",
     "text_protocol_help", "tool_schemas",
 ]
 
@@ -61,15 +62,22 @@ def get_tool(name: str) -> Tool:
     return cls()
 
 
-def tool_schemas(names: list[str]) -> list[dict[str, Any]]:
+def resolve_tool(name: str, extra: Mapping[str, Tool] | None = None) -> Tool:
+    """`extra[name]` (a genome's own tool) when there is one, else the registry's tool."""
+    if extra and name in extra:
+        return extra[name]
+    return get_tool(name)
+
+
+def tool_schemas(names: list[str], extra: Mapping[str, Tool] | None = None) -> list[dict[str, Any]]:
     """OpenAI-format tool definitions for native tool calling."""
-    return [get_tool(name).schema() for name in names]
+    return [resolve_tool(name, extra).schema() for name in names]
 
 
 def call_tool(name: str, args: Any, ctx: ToolContext) -> ToolOutput:
     """Run one tool call for the model; bad names and arguments come back as failed outputs."""
     try:
-        tool = get_tool(name)
+        tool = resolve_tool(name, ctx.extra_tools)
     except UnknownToolError as exc:
         return ToolOutput(exc.message, ok=False)
     problem = check_args(tool.parameters, args)

@@ -56,6 +56,9 @@ class ToolContext:
     approve: Callable[[str, str], bool] | None = None
     """(action "edit" | "write" | "command", detail: the diff or the command) -> allowed.
     Called before acting; None allows everything (see agent/approval.py)."""
+    extra_tools: Mapping[str, Tool] = field(default_factory=dict)
+    """Tools beyond the built-in registry, by name: the genome's Python tools of this run
+    (see agent/genome_code.py). Looked up before the registry."""
 
 
 def declined(action: str) -> ToolOutput:
@@ -106,7 +109,7 @@ def bound(text: str, limit: int) -> str:
     return text[:head] + note.format(n=elided) + (text[-tail:] if tail else "")
 
 
-_JSON_TYPES: dict[str, tuple[type, ...]] = {
+JSON_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
     "integer": (int,),
     "number": (int, float),
@@ -120,7 +123,7 @@ def check_args(schema: dict[str, Any], args: Any, where: str = "arguments") -> s
     """The first way `args` breaks `schema` (the subset tools use), or None when it fits."""
     kind = schema.get("type")
     if kind:
-        expected = _JSON_TYPES[kind]
+        expected = JSON_TYPES[kind]
         if not isinstance(args, expected) or (kind in ("integer", "number") and isinstance(args, bool)):
             return f"{where} must be {'an' if kind[0] in 'aeiou' else 'a'} {kind}"
     if "enum" in schema and args not in schema["enum"]:

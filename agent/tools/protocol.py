@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from evoagent.agent.errors import EvoError
+
+if TYPE_CHECKING:
+    from .base import Tool
 
 _OPEN = re.compile(r"^[ \t]*(?P<fence>`{3,}|~{3,})[ \t]*tool[ \t]+(?P<name>[\w.-]+)[ \t]*$")
 
@@ -22,8 +26,9 @@ class ToolFormatError(EvoError):
     """A malformed tool block; the message is written for the model to correct itself."""
 
 
-def text_protocol_help(names: list[str]) -> str:
-    from . import get_tool
+def text_protocol_help(names: list[str], extra: Mapping[str, Tool] | None = None) -> str:
+    """How to call tools as text, and each tool's arguments (`extra`: the genome's tools)."""
+    from . import resolve_tool
 
     lines = [
         "To call a tool, write a fenced block whose info string is `tool` and the tool name, "
@@ -35,7 +40,7 @@ def text_protocol_help(names: list[str]) -> str:
         "come back in the next message. Available tools:",
     ]
     for name in names:
-        tool = get_tool(name)
+        tool = resolve_tool(name, extra)
         lines.append(f"\n### {name}\n{tool.description}\nArguments:")
         props = tool.parameters.get("properties", {})
         required = set(tool.parameters.get("required", []))

@@ -26,10 +26,10 @@ def genome_dir(tmp_path):
 
 def test_template_loads_with_typed_settings():
     genome = Genome.load(template_dir())
-    assert genome.settings.version == 1
+    assert genome.settings.version == 2
     assert genome.settings.loop.max_steps >= 1
     assert genome.settings.loop.require_reproduction is True
-    assert set(genome.tools) <= set(TOOLS)
+    assert set(genome.tools) <= set(TOOLS) | set(genome.code_tools)
     assert "finish" in genome.tools and "edit" in genome.tools
     assert genome.policy.network is False
     assert {"reproduce-first", "debug-failing-test"} <= set(genome.skills)
@@ -81,7 +81,7 @@ def _break(genome_dir, rel, text):
     ("rel", "text", "problem"),
     [
         ("agent.toml", "version = 1\n[loop\nmax_steps = 3\n", "invalid TOML"),
-        ("agent.toml", "version = 2\n", "unsupported genome version 2 (supported: 1)"),
+        ("agent.toml", "version = 3\n", "unsupported genome version 3 (supported: 1, 2)"),
         ("agent.toml", "[loop]\nmax_steps = 3\n", "missing 'version'"),
         ("agent.toml", "version = 1\n[loop]\nmax_stepz = 3\n", "loop.max_stepz: Extra inputs"),
         ("agent.toml", "version = 1\n[loop]\nmax_steps = 0\n", "loop.max_steps: Input should be"),

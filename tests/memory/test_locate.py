@@ -219,3 +219,135 @@ def test_path_resolver_prefers_the_longest_suffix():
 )
 def test_is_test_path(path, expected):
     assert is_test_path(path) is expected
+
+
+# -- the issue's own evidence: error messages, traceback ends, examples, links -------------
+
+ERRORS = """\
+class CurrencyMismatch(Exception):
+    pass
+
+
+def convert(amount, currency):
+    if currency not in RATES:
+        raise CurrencyMismatch(f"No exchange rate known for currency {currency!r} today")
+    return amount * RATES[currency]
+
+
+RATES = {"EUR": 1.0}
+"""
+
+
+@pytest.fixture
+def shop(repo):
+    repo.commit("Add currency conversion", {"shop/currency.py": ERRORS})
+    return repo
+
+
+def test_an_error_message_finds_the_code_that_raises_it(shop, cache):
+    issue = (
+        "Converting prices fails\n\n"
+        "shop.currency.CurrencyMismatch: No exchange rate known for currency 'GBP' today\n"
+    )
+    result = locate(shop.path, issue, cache_dir=cache)
+    assert paths(result)[0] == "shop/currency.py"
+    why = result.files[0].why
+    assert any(w.startswith("raises the message: No exchange rate known for currency") for w in why)
+    assert result.files[0].signals["raised"] == 1.0
+
+
+def test_an_error_message_at_another_revision_is_looked_up_there(shop, cache):
+    before = shop.head()
+    shop.commit("Reword", {"shop/currency.py": ERRORS.replace("No exchange rate", "Missing rate")})
+    issue = "shop.currency.CurrencyMismatch: No exchange rate known for currency 'GBP' today"
+    now = locate(shop.path, issue, cache_dir=cache)
+    assert all(f.signals.get("raised", 0) == 0 for f in now.files)
+    then = locate(shop.path, issue, cache_dir=cache, as_of=AsOf.resolve(shop.path, before))
+    assert then.files[0].path == "shop/currency.py" and then.files[0].signals["raised"] == 1.0
+
+
+def test_a_name_in_the_error_message_is_the_object_that_failed(repo, cache):
+    issue = (
+        "Totals with discounts\n\n"
+        "TypeError: InvoiceCalculator.total() got an unexpected keyword argument 'discount'\n"
+    )
+    result = locate(repo.path, issue, cache_dir=cache)
+    assert paths(result)[0] == "shop/billing.py"
+    assert "defines InvoiceCalculator.total (in the error message)" in result.files[0].why
+
+
+def test_the_deepest_frame_of_a_traceback_leads(repo, cache):
+    issue = (
+        "Traceback (most recent call last):\n"
+        '  File "/srv/app/shop/shipping.py", line 2\n'
+        '  File "/srv/app/shop/util.py", line 2\n'
+        '  File "/srv/app/shop/b/helpers.py", line 2\n'
+        "AttributeError: 'NoneType' object has no attribute 'lower'\n"
+    )
+    result = locate(repo.path, issue, cache_dir=cache)
+    assert paths(result)[0] == "shop/b/helpers.py"
+    top = {f.path: f.signals for f in result.files}
+    assert top["shop/b/helpers.py"]["trace_tail"] == 1.0
+    assert top["shop/shipping.py"]["trace_head"] == 1.0
+    assert top["shop/util.py"].get("trace_tail", 0) == 0
+
+
+def test_a_call_in_the_example_is_resolved_through_its_import(repo, cache):
+    issue = (
+        "Amounts print badly\n\n```python\nimport shop.billing as sb\n"
+        "calc = sb.InvoiceCalculator()\nprint(sb.format_amount(calc.total([1.005])))\n```\n"
+    )
+    result = locate(repo.path, issue, cache_dir=cache)
+    assert paths(result)[0] == "shop/billing.py"
+    billing = result.files[0]
+    assert "defines format_amount (called in the example)" in billing.why
+    assert "defines InvoiceCalculator.total (called in the example)" in billing.why
+    assert billing.signals["call"] > 0
+
+
+def test_a_link_to_a_file_on_the_repository_host_names_it(repo, cache):
+    issue = "Wrong rounding, see https://github.com/acme/shop/blob/main/shop/util.py#L2"
+    result = locate(repo.path, issue, cache_dir=cache)
+    assert paths(result)[0] == "shop/util.py"
+    assert "named in the issue: shop/util.py" in result.files[0].why
+
+
+def test_two_words_name_a_file_written_as_one(git_repo, cache):
+    git_repo.commit(
+        "Initial",
+        {
+            "docs/builders/manpage.py": "def write(pages):\n    return pages\n",
+            "docs/builders/html.py": "def write(pages):\n    return pages\n",
+        },
+    )
+    result = locate(git_repo.path, "The man page output drops sections", cache_dir=cache)
+    assert paths(result)[0] == "docs/builders/manpage.py"
+    assert result.files[0].signals["pathname"] == 1.0
+
+
+def test_files_that_change_together_with_the_leading_one(git_repo, cache, tmp_path):
+    git_repo.commit(
+        "Initial",
+        {
+            "calc/parser.py": "def parse_expression(text):\n    return text\n",
+            "calc/table.py": "TABLE = {}\n",
+            "calc/other.py": "def unrelated():\n    pass\n",
+        },
+    )
+    for i in range(3):
+        git_repo.commit(
+            f"Grammar change {i}",
+            {
+                "calc/parser.py": f"def parse_expression(text):\n    return text  # {i}\n",
+                "calc/table.py": f"TABLE = {{{i}: {i}}}\n",
+            },
+        )
+    git_repo.commit("Other change", {"calc/other.py": "def unrelated():\n    return 1\n"})
+    store = MemoryStore(tmp_path / "store")
+    mine(git_repo.path, store)
+    result = locate(git_repo.path, "parse_expression rejects exponents", store=store, cache_dir=cache)
+    assert paths(result)[0] == "calc/parser.py"
+    signals = {f.path: f.signals for f in result.files}
+    assert signals["calc/table.py"]["cochange"] == 1.0
+    # It shared only the first commit with the parser, one of the parser's four.
+    assert signals["calc/other.py"]["cochange"] == 0.25

@@ -17,9 +17,11 @@ KEYS = """\
 | @ | pick a file into the request |
 | Ctrl+T | cycle the approval mode (ask → auto-edits → full-auto) |
 | Ctrl+Z | undo the last accepted change |
-| F2 / F3 | memory / runs |
+| F2 / F3 / F4 | memory / runs / evolution |
 | memory: / · x | search · retract the selected knowledge (★) |
 | runs: Enter · r · g | review the patch · resume in the conversation · reload |
+| evolution: d · p · x | the variant's genome diff · promote (scores on test, asks) · reject |
+| evolution: b · g | roll main back before the last promotion · reload |
 | F9 | copy mode: release the mouse so the terminal selects text |
 | Ctrl+P | command palette |
 | Ctrl+C | stop the request; twice quits · Ctrl+Q quits |
@@ -31,7 +33,8 @@ class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q", "close", "Close")]
 
     def compose(self) -> ComposeResult:
-        commands = "\n".join(f"| `{name}` | {text} |" for name, text in SLASH_COMMANDS.items())
+        known = SLASH_COMMANDS
+        commands = "\n".join(f"| `{name}` | {text} |" for name, text in known.items())
         text = f"# Help\n\n{KEYS}\n| command | what |\n|---|---|\n{commands}\n"
         with Vertical(id="help-dialog"):
             yield Markdown(text)

@@ -11,14 +11,17 @@ APP_KEYS = {
     "ctrl+z": "app.undo",
     "f2": "app.show_memory",
     "f3": "app.show_runs",
+    "f4": "app.show_evolution",
     "f9": "app.toggle_copy_mode",
 }
 SHOWN_ON_SUBSCREENS = ("f2", "f3")
-"""Screens other than the main one show only Quit and the way to the other list."""
+"""Screens other than the main one show only Quit and the way to the other lists (F4, the
+evolution screen, stays out of their footers: the help and the palette list it)."""
 
 
 def quiet_app_bindings(*also: str) -> list[Binding]:
     """Hidden bindings for the app keys a sub-screen leaves out of its footer: all but
-    F2/F3, plus the keys in `also` (the screen's own key, which would do nothing)."""
+    F2/F3, plus the keys in `also` (the screen's own key, which would do nothing, or keys a
+    crowded footer leaves out)."""
     keys = [k for k in APP_KEYS if k not in SHOWN_ON_SUBSCREENS or k in also]
     return [Binding(key, APP_KEYS[key], show=False) for key in keys]

@@ -113,6 +113,8 @@ class MainScreen(Screen):
             app.show_recall(arg)
         elif command == "/runs":
             app.action_show_runs()
+        elif command == "/evolve":
+            app.action_show_evolution()
         else:
             known = ", ".join(SLASH_COMMANDS)
             self.note(f"unknown command {command}: try {known}", error=True)

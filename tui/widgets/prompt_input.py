@@ -17,6 +17,7 @@ SLASH_COMMANDS = {
     "/mine": "mine new history into memory",
     "/recall": "/recall QUERY: search memories and knowledge",
     "/runs": "past runs",
+    "/evolve": "the hyperagent's variants: diff, promote, roll back",
 }
 
 
