@@ -84,13 +84,17 @@ Progress = Callable[[str], None]
 
 class Evolution:
     def __init__(self, ctx, options: EvolveOptions, progress: Progress | None = None):
+        from ..genome import Genome
         from ..model_select import select_model
 
+        if options.resume:
+            options = _resumed(archive_of(ctx), options)
+        self.repo: GenomeRepo = genome_repo_of(ctx)
+        Genome.load(self.repo.path)  # a broken live genome: one line, exit 2, before any work
         self.ctx = ctx
         self.options = options
         self.progress = progress or (lambda text: None)
         self.archive: Archive = archive_of(ctx)
-        self.repo: GenomeRepo = genome_repo_of(ctx)
         self.model = select_model(options.model or ctx.settings.model or None).name
         self.meta_model = (select_model(options.meta_model).name if options.meta_model
                            else self.model)
@@ -252,6 +256,9 @@ class Evolution:
             root = self.root()
             for variant in self.archive.unfinished():
                 self._finish(variant)
+            if state.get("proposed") == state["done"] + 1:  # interrupted while gating it
+                state["done"] += 1
+                self._save_state(state)
             while state["done"] < state["planned"]:
                 reason = self._over_budget()
                 if reason:
@@ -264,6 +271,8 @@ class Evolution:
                 self.progress(f"generation {generation}: parents {', '.join(p.id for p in parents)}")
                 with ThreadPoolExecutor(max_workers=max(1, self.options.parallel)) as pool:
                     proposed = list(pool.map(self.propose, parents, [generation] * len(parents)))
+                state["proposed"] = generation  # a resume now only gates this generation
+                self._save_state(state)
                 for variant in proposed:
                     self._finish(variant)
                 state["done"] += 1
@@ -347,6 +356,22 @@ class Evolution:
                         f"{' ' + str(score.resolved) + '/' + str(score.total) if score else ''}"
                         f"{' — ' + v.reason if v.reason else ''}: {_title(v.proposal)}")
         return "\n".join(rows) or "(nothing tried yet)"
+
+
+def _resumed(archive: Archive, given: EvolveOptions) -> EvolveOptions:
+    """A resumed run keeps what it searches with (models, parallel proposals, stages, seed);
+    only how it runs (jobs, executor, budgets, strictness) may change."""
+    try:
+        saved = json.loads((archive.path / RUN_FILE).read_text()).get("options", {})
+    except (OSError, ValueError) as exc:
+        raise EvoError("nothing to resume: no interrupted evolve run") from exc
+    how = ("jobs", "executor", "budget_usd", "max_hours", "strict")
+    merged = {k: v for k, v in saved.items() if k in EvolveOptions.__dataclass_fields__}
+    merged.update({k: getattr(given, k) for k in how})
+    for key in ("model", "meta_model"):
+        merged[key] = merged.get(key) or getattr(given, key)
+    merged["resume"] = True
+    return EvolveOptions(**merged)
 
 
 def _title(proposal: str) -> str:

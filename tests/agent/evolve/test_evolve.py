@@ -310,3 +310,78 @@ def test_list_and_show_tell_the_story(world, evolved):
     assert "gate safety" in shown and "Diagnosis" in shown
     diff = invoke(world["repo"], "evolve", "diff", good.id).output
     assert "+++ b/skills/arithmetic-care.md" in diff
+
+
+@pytest.fixture
+def fresh_copy(world, evolved, tmp_path):
+    """The world's repository with its tasks, memory and main's scores, but no variants."""
+    import shutil
+
+    repo = tmp_path / "repo"
+    shutil.copytree(world["repo"], repo, symlinks=True)
+    genome = repo / ".evoagent" / "agent"
+    for branch in git(genome, "branch", "--list", "variants/*", "--format=%(refname:short)").split():
+        git(genome, "branch", "-D", branch)
+    git(genome, "worktree", "prune")
+    evolve_dir = repo / ".evoagent" / "evolve"
+    main = Archive(evolve_dir).get("main")
+    shutil.rmtree(evolve_dir)
+    Archive(evolve_dir).save(main)  # main's train/val scores are kept: no re-scoring
+    return repo
+
+
+def test_ctrl_c_mid_generation_then_resume_finishes_without_duplicates(world, fresh_copy):
+    from evoagent.agent.evolve.evolve import EvolveOptions, run_evolution
+
+    model, _ = meta_model(world, "meta_resume", ["good"])
+    fired = []
+
+    def interrupt_at_safety(text: str) -> None:
+        if "gate safety" in text and not fired:
+            fired.append(text)
+            raise KeyboardInterrupt
+
+    options = EvolveOptions(generations=1, model=world["task_model"], meta_model=model,
+                            small_stage=1)
+    with pytest.raises(KeyboardInterrupt):
+        run_evolution(RepoContext.open(fresh_copy), options, interrupt_at_safety)
+    archive = Archive(fresh_copy / ".evoagent" / "evolve")
+    (variant,) = [v for v in archive.all() if v.id != "main"]
+    assert variant.status == "gating"
+    assert [g.name for g in variant.gates] == ["load", "policy", "duplicate"]
+    # resume with no models given: the run's own are used
+    result = invoke(fresh_copy, "evolve", "run", "--resume", "--json")
+    assert result.exit_code == 0, result.output
+    (after,) = [v for v in archive.all() if v.id != "main"]
+    assert after.id == variant.id and after.status == "admitted", after.reason
+    assert [g.name for g in after.gates] == ["load", "policy", "duplicate", "safety"]
+    assert json.loads((archive.path / "run.json").read_text())["done"] == 1
+    genome = fresh_copy / ".evoagent" / "agent"
+    assert git(genome, "branch", "--list", "variants/*").split() == [f"variants/{variant.id}"]
+
+
+def _main_exit(repo: Path, monkeypatch, capsys, *args: str) -> tuple[int, str]:
+    from evoagent.agent.cli import main
+
+    monkeypatch.chdir(repo)
+    monkeypatch.setattr(sys, "argv", ["evoagent", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    return exit_info.value.code, capsys.readouterr().err
+
+
+def test_a_budget_spent_before_the_planned_generations_is_exit_4(world, fresh_copy, monkeypatch, capsys):
+    model, log = meta_model(world, "meta_budget", ["good"])
+    code, err = _main_exit(fresh_copy, monkeypatch, capsys, "evolve", "run", "--budget-usd", "0",
+                           "--model", world["task_model"], "--meta-model", model)
+    assert code == 4 and "stopped after 0 of 1 generations" in err
+    assert not log.exists()  # the meta agent never ran
+
+
+def test_no_model_is_exit_3_and_a_broken_live_genome_exit_2(fresh_copy, monkeypatch, capsys):
+    monkeypatch.setenv("OLLAMA_HOST", "http://127.0.0.1:9")  # nothing listens there
+    code, err = _main_exit(fresh_copy, monkeypatch, capsys, "evolve", "run")
+    assert code == 3, err
+    (fresh_copy / ".evoagent" / "agent" / "agent.toml").write_text("version = [")
+    code, err = _main_exit(fresh_copy, monkeypatch, capsys, "evolve", "run", "--model", "scripted/x")
+    assert code == 2 and "agent.toml" in err
