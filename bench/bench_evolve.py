@@ -14,7 +14,8 @@ overhead   one generation whose variant passes every gate, small stage = all val
            runs = the kernel's own cost (gates, archive, bookkeeping); target <= 5 s for a
            10-task small stage.
 parallel   wall time of one generation with P = 1 and P = 2 proposals (meta agents in
-           parallel; gates and scoring after).
+           parallel; gates and scoring after, benchmark jobs J = P), and P = 2 with the
+           benchmark on a local Ray cluster.
 search     N seeded runs; each seed shuffles the meta agent's proposals among helpful,
            neutral, unsafe (policy loosening, test-deleting skill, a tool reading ~/.ssh,
            a crashing hook) and broken ones. Prints generations needed until the helpful
@@ -102,7 +103,7 @@ def git(repo: Path, *args: str) -> str:
                           check=True).stdout.strip()
 
 
-def build_world(root: Path, bugs: int) -> tuple[Path, str]:
+def build_world(root: Path, bugs: int, ratios: str = "0.34,0.33,0.33") -> tuple[Path, str]:
     """A repo with `bugs` fix commits, tasks mined, memory mined; (repo, task model)."""
     repo = root / "repo"
     repo.mkdir(parents=True)
@@ -139,7 +140,8 @@ def build_world(root: Path, bugs: int) -> tuple[Path, str]:
     RepoContext.open(repo)
     with open(repo / ".evoagent" / "config.toml", "a") as handle:
         handle.write(f"\ntest_command = {json.dumps(PYTEST)}\n")
-    for args in (["tasks", "mine", "--per-test-timeout", "5", "--jobs", "2"], ["mine"]):
+    for args in (["tasks", "mine", "--per-test-timeout", "5", "--jobs", "2", "--ratios", ratios],
+                 ["mine"]):
         result = CliRunner().invoke(cli, args, catch_exceptions=False)
         assert result.exit_code == 0, result.output
     genome = repo / ".evoagent" / "agent"
@@ -223,13 +225,18 @@ def main() -> None:
     warnings.filterwarnings("ignore", message="lancedb fork support")
     root = Path(tempfile.mkdtemp(prefix="evoagent-bench-evolve-"))
     os.environ["HOME"] = str(root / "home")
+    for key in ("AUTHOR", "COMMITTER"):  # a fresh HOME has no git identity
+        os.environ[f"GIT_{key}_NAME"] = "bench"
+        os.environ[f"GIT_{key}_EMAIL"] = "bench@localhost"
     from evoagent.agent.evolve.tasks import TaskStore
 
-    bugs = args.tasks * 2 + 2 if args.mode == "overhead" else 6
-    repo, task_model = build_world(root, bugs)
+    if args.mode == "overhead":  # about `--tasks` val tasks
+        repo, task_model = build_world(root, args.tasks * 2 + 4, "0.25,0.5,0.25")
+    else:
+        repo, task_model = build_world(root, 6)
     store = TaskStore(repo / ".evoagent" / "tasks")
     counts = {s: len(store.in_split(s)) for s in ("train", "val", "test")}
-    print(f"world: {bugs} fix commits, tasks per split {counts}")
+    print(f"world: tasks per split {counts}")
     if args.mode == "overhead":
         evolve(repo, task_model, meta(root, ["neutral"], "warm"), generations=1)  # warm-up
         reset_evolution(repo)
@@ -244,12 +251,13 @@ def main() -> None:
               f"kernel {kernel:.1f}s (target <= 5 s); admitted {report.admitted}")
     elif args.mode == "parallel":
         evolve(repo, task_model, meta(root, ["neutral"], "warm"), generations=1)  # warm-up
-        for parallel in (1, 2):
+        for parallel, executor in ((1, "local"), (2, "local"), (2, "ray")):
             reset_evolution(repo)
             begun = time.monotonic()
-            evolve(repo, task_model, meta(root, ["good", "neutral"][:parallel], f"p{parallel}"),
-                   generations=1, parallel=parallel)
-            print(f"P={parallel}: {time.monotonic() - begun:.1f}s wall for one generation")
+            evolve(repo, task_model, meta(root, ["good", "neutral"][:parallel], f"p{parallel}{executor}"),
+                   generations=1, parallel=parallel, executor=executor, jobs=parallel)
+            print(f"P={parallel} executor={executor} (J={parallel}): "
+                  f"{time.monotonic() - begun:.1f}s wall for one generation")
     else:
         needed, unsafe_admitted = [], 0
         kinds = ["good", "neutral", "reckless", "ssh-tool", "crash-hook", "broken", "loosen"]

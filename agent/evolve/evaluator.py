@@ -12,7 +12,7 @@ every FAIL_TO_PASS test passes and every PASS_TO_PASS test still does.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +81,7 @@ def score_patch(
         settings = {"venv": config.venv, "allow_network": config.allow_network,
                     "env": {"PYTHONDONTWRITEBYTECODE": "1"}}
         runner = make_runner(ws.sandbox_config(**settings), strict=config.strict)
-        once = ValidationConfig(**{**asdict_shallow(config), "runs_per_side": 1})
+        once = replace(config, runs_per_side=1)
         side = _side(run_side(runner, ws, once, task.test_files), task.test_files)
     finally:
         ws.remove()
@@ -93,10 +93,6 @@ def score_patch(
     )
     reason = "" if resolved else _failing(f2p, p2p)
     return Score(resolved, reason, False, f2p, p2p, round(time.monotonic() - started, 3))
-
-
-def asdict_shallow(config: ValidationConfig) -> dict[str, Any]:
-    return {name: getattr(config, name) for name in config.__dataclass_fields__}
 
 
 def _failing(f2p: dict[str, str], p2p: dict[str, str]) -> str:
