@@ -296,7 +296,7 @@ def _tool_context(
         from evoagent.memory.locate import Locator
 
         index = CodeIndex(ctx.root, ctx.state.cache_dir).index(baseline.rev if baseline else "HEAD")
-        return Locator(index, store=ctx.store, knowledge=ctx.knowledge, as_of=as_of)
+        return Locator(index, store=ctx.store, knowledge=ctx.knowledge, as_of=as_of, repo=ctx.root)
 
     def locate(text: str, k: int) -> dict[str, Any]:
         return locator().locate(text, k=k).to_json()

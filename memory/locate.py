@@ -2,13 +2,17 @@
 
 Evidence is gathered from five independent places and fused per file:
 
-- the issue itself: traceback frames, paths, dotted module names, code names it cites;
+- the issue itself: traceback frames (the deepest and the first count again), paths (also
+  inside links), dotted module names, code names it cites, the error messages it quotes
+  (looked up as literal text in the code) and the calls of its examples (resolved through
+  their imports and assignments);
 - the code at the revision: which files define the cited names, and BM25 of the issue's
   words against each file's token bag (paths count as words too);
 - the history the revision can reach: past commits similar to the issue, and the files
   they changed (what was wanted -> where it landed);
 - knowledge: active fixes a person approved that match the issue, and their files;
-- priors: how often a file changed, test files and docs weighed down unless cited.
+- priors: how often a file changed, test files and docs weighed down unless cited; files
+  that usually change together with the leading ones.
 
 Each signal is normalised to [0, 1] over the candidate files and mixed with fixed
 weights (`Weights`), so every file's score can be explained by its `why` list.
@@ -17,6 +21,8 @@ weights (`Weights`), so every file's score can be explained by its `why` list.
 from __future__ import annotations
 
 import math
+import re
+import subprocess
 from collections import Counter, defaultdict
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
@@ -24,7 +30,7 @@ from typing import TYPE_CHECKING
 from .bm25 import BM25
 from .codeindex import MODULE_CHUNK, CodeIndex, RevisionIndex, token_bag
 from .commit_names import is_test_path
-from .issue_evidence import IssueEvidence, extract
+from .issue_evidence import IssueEvidence, extract, looks_like_code_name, message_fragments
 from .locate_scoring import FileHit, LocateResult, SymbolHit, Weights, score_file
 from .repo_paths import PathResolver, is_code_path
 from .revisions import AsOf
@@ -36,12 +42,15 @@ if TYPE_CHECKING:
 
 # Signals whose raw value already means the same across issues (a cited path is a cited
 # path); the others are relative and scaled to the best file of each query.
-ABSOLUTE_SIGNALS = ("trace", "path", "module", "definition")
+ABSOLUTE_SIGNALS = ("trace", "trace_tail", "trace_head", "path", "module", "definition", "raised", "errname", "call")
 HISTORY_DEPTH = 60
 RERANK_DEPTH = 100
 STORY_COMMITS = 200  # latest commit subjects that make up a file's story  # files whose definitions are scored one by one  # similar past commits considered
 KNOWLEDGE_DEPTH = 20  # matching approved fixes considered
 MAX_DEFINING_FILES = 8  # a name defined in more files than this says little about where
+MAX_RAISING_FILES = 5  # an error message found in more files than this is a common phrase
+MAX_MESSAGES = 3  # error messages of an issue looked up in the code (the last ones)
+COCHANGE_SEEDS = 3  # leading files whose usual companions are looked up
 
 
 def _normalise(values: dict[str, float]) -> dict[str, float]:
@@ -61,8 +70,11 @@ class Locator:
         as_of: AsOf | None = None,
         weights: Weights | None = None,
         knowledge: KnowledgeStore | None = None,
+        repo: Path | str | None = None,
     ):
         self.index = index
+        # The repository (for looking error messages up in the code); as_of knows it too.
+        self.repo = Path(repo) if repo else (as_of.repo if as_of is not None else None)
         self.store = store
         self.knowledge = knowledge
         self.as_of = as_of
@@ -80,6 +92,8 @@ class Locator:
         self._stems: dict[str, set[str]] | None = None
         self._stories: BM25 | None = None
         self._stem_idf: dict[str, float] = {}
+        self._commits_of: dict[str, list[int]] | None = None
+        self._commit_files: list[list[str]] = []
         langs = Counter(s.lang for s in index.files.values() if s.lang != "text")
         self.main_language = langs.most_common(1)[0][0] if langs else None
 
@@ -106,6 +120,86 @@ class Locator:
             scores[cand] = min(2.0, scores[cand] + weight)
             where = f" in {frame.function}" if frame.function else ""
             why[cand].append(f"traceback: line {frame.line}{where}")
+        return dict(scores)
+
+    def _trace_ends(self, ev: IssueEvidence) -> tuple[dict[str, float], dict[str, float]]:
+        """The deepest frame in the repo of each traceback (where it failed) and the first
+        one of the issue (the API the reporter called): each names one file more surely
+        than the frames between."""
+        matched = []
+        for frame in ev.frames:
+            hits = [c for c, n in self.resolver.resolve(frame.path) if n > 0]
+            if hits:
+                matched.append((frame.depth, frame.block, hits))
+        if not matched:
+            return {}, {}
+        matched.sort(key=lambda m: m[0])
+        deepest: dict[int, list[str]] = {}
+        for _, block, hits in matched:
+            deepest[block] = hits  # the last one of each block wins
+        tail: dict[str, float] = {}
+        for hits in deepest.values():
+            for c in hits:
+                tail[c] = max(tail.get(c, 0.0), 1.0 / len(hits))
+        head = {c: 1.0 / len(matched[0][2]) for c in matched[0][2]}
+        return tail, head
+
+    def _raised_signal(self, ev: IssueEvidence, why: dict[str, list[str]]) -> dict[str, float]:
+        """Files whose code holds the literal text of an error message the issue quotes:
+        where `raise X("...")` says it is where the failure was noticed."""
+        if self.repo is None or not ev.errors:
+            return {}
+        fragments: list[str] = []
+        for _, message in reversed(ev.errors):
+            found = message_fragments(message)
+            if found and found[0] not in fragments:
+                fragments.append(found[0])
+            if len(fragments) >= MAX_MESSAGES:
+                break
+        scores: dict[str, float] = defaultdict(float)
+        for fragment in fragments:
+            files = [p for p in self._grep(fragment) if p in self.index.files]
+            if not files or len(files) > MAX_RAISING_FILES:
+                continue
+            for path in files:
+                scores[path] = max(scores[path], 1.0 / len(files))
+                why[path].append(f"raises the message: {fragment[:60]}")
+        return dict(scores)
+
+    def _grep(self, fragment: str) -> list[str]:
+        rev = self.index.commit  # the code being ranked (on a Ray worker: its copy's commit)
+        try:
+            out = subprocess.run(
+                ["git", "-C", str(self.repo), "grep", "-F", "-I", "-l", "-z", "-e", fragment, rev, "--"],
+                capture_output=True, timeout=20,
+            ).stdout
+        except (OSError, subprocess.SubprocessError):
+            return []
+        prefix = f"{rev}:".encode()
+        return [p[len(prefix):].decode(errors="replace") for p in out.split(b"\0") if p.startswith(prefix)]
+
+    def _errname_signal(self, ev: IssueEvidence, why: dict[str, list[str]]) -> dict[str, float]:
+        """Files defining the code names an error message mentions (`RST.__init__() got an
+        unexpected keyword` -> the file defining RST): the object that failed."""
+        scores: dict[str, float] = defaultdict(float)
+        for _, message in ev.errors:
+            for m in re.finditer(r"([A-Za-z_]\w*)\.([A-Za-z_]\w*)|([A-Za-z_]\w*)", message):
+                if m.group(1):
+                    owner, member = m.group(1), m.group(2)
+                    files = {p for p, d in self.index.definitions_named(member) if d.container == owner}
+                    if not files:
+                        files = {p for p, _ in self.index.definitions_named(owner)}
+                    name = f"{owner}.{member}"
+                else:
+                    name = m.group(3)
+                    if not looks_like_code_name(name):
+                        continue
+                    files = {p for p, _ in self.index.definitions_named(name)}
+                if 0 < len(files) <= MAX_DEFINING_FILES:
+                    for path in files:
+                        if scores[path] < 1.0 / len(files):
+                            scores[path] = 1.0 / len(files)
+                            why[path].append(f"defines {name} (in the error message)")
         return dict(scores)
 
     def _path_signal(self, ev: IssueEvidence, why: dict[str, list[str]]) -> dict[str, float]:
@@ -167,16 +261,39 @@ class Locator:
                 why[path].append("defines " + ", ".join(sorted(names)[:5]))
         return dict(scores)
 
+    def _call_signal(self, ev: IssueEvidence, why: dict[str, list[str]]) -> dict[str, float]:
+        """Files defining what the issue's example calls: `xr.merge(` after `import xarray
+        as xr` is a top-level `merge`; `ds.sel(` after `ds = Dataset(` is `Dataset.sel`."""
+        scores: dict[str, float] = defaultdict(float)
+        for kind, owner, member in ev.calls:
+            defs = self.index.definitions_named(member)
+            if kind == "module":
+                files = {p for p, d in defs if d.container is None}
+            else:
+                files = {p for p, d in defs if d.container == owner}
+            if not files or len(files) > MAX_DEFINING_FILES:
+                continue
+            label = f"{owner}.{member}" if kind == "type" else member
+            for path in files:
+                scores[path] += 1.0 / len(files)
+                why[path].append(f"defines {label} (called in the example)")
+        return {p: v / (v + 1.0) for p, v in scores.items()}
+
     def _content_signal(self, ev: IssueEvidence) -> dict[str, float]:
         return self.bm25.scores(self._content_query(ev))
 
     def _content_query(self, ev: IssueEvidence) -> dict[str, float]:
-        query = token_bag(ev.text)
+        query = token_bag(ev.body or ev.text)
         query.update(token_bag(ev.title))  # the title says what the issue is about: count it twice
         for name, strength in ev.names.items():
             query[name.lower()] += strength
         # Damp repetition: a word said ten times is not ten times the evidence.
         return {t: 1.0 + math.log(c) for t, c in query.items()}
+
+    def _title_query(self, ev: IssueEvidence) -> dict[str, float]:
+        """The title alone: one line that says what is wrong, before the examples and
+        output that make up most of an issue's words."""
+        return {t: 1.0 for t in token_bag(ev.title)}
 
     def _pathname_signal(self, ev: IssueEvidence) -> dict[str, float]:
         """Issue words that name a file: `mathematica` -> printing/mathematica.py.
@@ -195,7 +312,7 @@ class Locator:
                 df.update(parts)
             n = len(self.paths) or 1
             self._stem_idf = {t: math.log(1 + n / c) for t, c in df.items()}
-        words = set(ev.words) | {n.lower() for n in ev.names}
+        words = ev.naming | {n.lower() for n in ev.names}
         scores = {}
         for path, parts in self._stems.items():
             hit = parts & words
@@ -246,7 +363,7 @@ class Locator:
                 why[path].append(f"approved fix {record.id}: {record.intent[:70]}")
         return dict(scores)
 
-    def _file_story_signal(self, ev: IssueEvidence) -> dict[str, float]:
+    def _file_story_signal(self, ev: IssueEvidence, title: bool = False) -> dict[str, float]:
         """BM25 of the issue against each file's story: the subjects of the commits that
         changed it (the latest STORY_COMMITS), as of the revision. A file whose past
         changes were about "lambdify" or "latex printing" is where such issues land."""
@@ -263,7 +380,7 @@ class Locator:
                     if path in self.index.files and len(stories[path]) < STORY_COMMITS:
                         stories[path].append(subject)
             self._stories = BM25({p: token_bag(" ".join(s)) for p, s in stories.items()})
-        return self._stories.scores(self._content_query(ev))
+        return self._stories.scores(self._title_query(ev) if title else self._content_query(ev))
 
     def _churn_signal(self) -> dict[str, float]:
         if self._churn is None:
@@ -291,12 +408,20 @@ class Locator:
         w = self.weights
         why: dict[str, list[str]] = defaultdict(list)
         cited: dict[str, set[str]] = defaultdict(set)
+        tail, head = self._trace_ends(ev)
         raw = {
             "trace": self._trace_signal(ev, why),
+            "trace_tail": tail,
+            "trace_head": head,
+            "raised": self._raised_signal(ev, why),
+            "errname": self._errname_signal(ev, why),
             "path": self._path_signal(ev, why),
             "module": self._module_signal(ev, why, cited),
             "definition": self._definition_signal(ev, why, cited),
+            "call": self._call_signal(ev, why),
             "content": self._content_signal(ev),
+            "title": self.bm25.scores(self._title_query(ev)),
+            "title_story": self._file_story_signal(ev, title=True),
             "pathname": self._pathname_signal(ev),
             "history": self._history_signal(ev, why),
             "story": self._file_story_signal(ev),
@@ -326,7 +451,53 @@ class Locator:
                 reasons = reasons + [f"text matches (bm25 {signals['content']:.2f} of best)"]
             hits.append(FileHit(path, score_file(signals, flags, w), reasons, signals, flags))
         self._rerank_by_chunks(ev, hits)
+        self._cochange(hits)
         return ev, hits, cited
+
+    def _cochange(self, hits: list[FileHit]) -> None:
+        """Third stage: files that usually change together with the leading ones.
+
+        A fix often spans a module and its companion (a class and its printer, a parser and
+        its table); how often a file changed in the commits that changed a leading file,
+        as a share of those commits, is evidence that it belongs to the same fix."""
+        commits_of = self._cochange_index()
+        if not commits_of:
+            return
+        top = sorted(hits, key=lambda h: (-h.score, h.path))[:COCHANGE_SEEDS]
+        together: Counter = Counter()
+        for seed in top:
+            commits = commits_of.get(seed.path, [])
+            if len(commits) < 2:
+                continue
+            counts: Counter = Counter()
+            for i in commits:
+                counts.update(self._commit_files[i])
+            for path, c in counts.items():
+                if path != seed.path:
+                    together[path] = max(together[path], c / len(commits))
+        if not together:
+            return
+        w = self.weights
+        for hit in hits:
+            value = together.get(hit.path, 0.0)
+            if value:
+                hit.signals["cochange"] = value
+                hit.score = score_file(hit.signals, hit.flags, w)
+
+    def _cochange_index(self) -> dict[str, list[int]]:
+        if self._commits_of is None:
+            self._commits_of = defaultdict(list)
+            if self.store is not None and self.store.count():
+                for sha, paths, _ in self.store.file_history():
+                    if len(paths) > 20 or (self.as_of is not None and not self.as_of.visible(sha)):
+                        continue
+                    known = [p for p in paths if p in self.index.files]
+                    if len(known) < 2:
+                        continue
+                    for path in known:
+                        self._commits_of[path].append(len(self._commit_files))
+                    self._commit_files.append(known)
+        return self._commits_of
 
     def _rerank_by_chunks(self, ev: IssueEvidence, hits: list[FileHit]) -> None:
         """Second stage: score the functions and classes of the leading files.
@@ -337,25 +508,31 @@ class Locator:
         chunks = self.index.chunks_for([h.path for h in top])
         if not chunks:
             return
-        query = self._content_query(ev)
         lengths = [sum(c.tokens.values()) for _, c in chunks]
         avg = (sum(lengths) / len(lengths)) or 1.0
         k1, b = self.bm25.k1, self.bm25.b
-        idf = {t: self.bm25.idf(t) * weight for t, weight in query.items()}
-        best: dict[str, tuple[float, str]] = {}
-        for (path, chunk), length in zip(chunks, lengths, strict=True):
-            score = 0.0
-            for term, term_idf in idf.items():
-                tf = chunk.tokens.get(term)
-                if tf:
-                    score += term_idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / avg))
-            if score > best.get(path, (0.0, ""))[0]:
-                best[path] = (score, chunk.name)
+
+        def best_chunks(query: dict[str, float]) -> dict[str, tuple[float, str]]:
+            idf = {t: self.bm25.idf(t) * weight for t, weight in query.items()}
+            best: dict[str, tuple[float, str]] = {}
+            for (path, chunk), length in zip(chunks, lengths, strict=True):
+                score = 0.0
+                for term, term_idf in idf.items():
+                    tf = chunk.tokens.get(term)
+                    if tf:
+                        score += term_idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / avg))
+                if score > best.get(path, (0.0, ""))[0]:
+                    best[path] = (score, chunk.name)
+            return best
+
+        best = best_chunks(self._content_query(ev))
         norm = _normalise({p: s for p, (s, _) in best.items()})
+        by_title = _normalise({p: s for p, (s, _) in best_chunks(self._title_query(ev)).items()})
         w = self.weights
         for hit in top:
             value = norm.get(hit.path, 0.0)
             hit.signals["chunk"] = value
+            hit.signals["title_chunk"] = by_title.get(hit.path, 0.0)
             hit.score = score_file(hit.signals, hit.flags, w)
             if value > 0.5 and best[hit.path][1] != MODULE_CHUNK:
                 hit.why.append(f"best matching definition: {best[hit.path][1]}")
@@ -399,4 +576,5 @@ def locate(
     cache = Path(cache_dir) if cache_dir else repo / ".evoagent" / "cache"
     rev = as_of.sha if as_of else "HEAD"
     index = CodeIndex(repo, cache).index(rev)
-    return Locator(index, store=store, as_of=as_of, knowledge=knowledge).locate(text, k=k)
+    locator = Locator(index, store=store, as_of=as_of, knowledge=knowledge, repo=repo)
+    return locator.locate(text, k=k)

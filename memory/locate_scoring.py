@@ -12,17 +12,26 @@ class Weights:
     projects and checked on the other half, then rounded; signals the fit zeroed keep a
     small weight, since one benchmark's reporters are not every project's."""
 
-    trace: float = 3.0  # traceback frames in the repo (deepest frame counts most)
+    trace: float = 0.25  # any traceback frame in the repo (the ends count again below)
+    trace_tail: float = 2.66  # the deepest frame in the repo of each traceback
+    trace_head: float = 0.5  # the first frame in the repo (the API the reporter called)
+    raised: float = 0.5  # code holding the literal text of an error message the issue quotes
+    errname: float = 2.0  # files defining the names an error message mentions
     path: float = 3.0  # paths the issue names
-    module: float = 0.5  # dotted modules the issue names (often just the reporter's imports)
+    module: float = 0.25  # dotted modules the issue names (often just the reporter's imports)
     definition: float = 1.0  # files defining the names the issue cites
-    content: float = 1.5  # BM25 of the issue against the whole file
-    chunk: float = 1.5  # BM25 against the file's best-matching definition
+    call: float = 0.5  # files defining what the issue's example calls (through its imports)
+    content: float = 1.35  # BM25 of the issue against the whole file
+    title: float = 2.66  # BM25 of the title alone against the whole file
+    chunk: float = 0.9  # BM25 against the file's best-matching definition
+    title_chunk: float = 1.46  # BM25 of the title alone against the file's best definition
     pathname: float = 1.33  # issue words that are the file's own name
     history: float = 1.125  # files changed by past commits similar to the issue
-    story: float = 1.0  # BM25 against the subjects of the commits that changed the file
+    story: float = 0.5  # BM25 against the subjects of the commits that changed the file
+    title_story: float = 2.0  # BM25 of the title alone against the file's story
     knowledge: float = 1.5  # files of approved fixes similar to the issue
-    churn: float = 0.4  # how often the file changed
+    churn: float = 0.65  # how often the file changed
+    cochange: float = 0.17  # share of a leading file's commits that also changed this one
     test_penalty: float = 0.35  # multiplier for test files the issue does not cite
     doc_penalty: float = 0.25  # multiplier for non-code files the issue does not cite
     foreign_penalty: float = 0.3  # code in a language other than the repo's main one
