@@ -164,9 +164,16 @@ def meta(root: Path, queue: list[str], name: str) -> str:
     return f"scripted/{path}"
 
 
-def reset_evolution(repo: Path) -> None:
-    """Forget every variant (archive, branches, notes) but keep tasks, memory and main."""
-    shutil.rmtree(repo / ".evoagent" / "evolve", ignore_errors=True)
+def reset_evolution(repo: Path, keep_main: bool = False) -> None:
+    """Forget every variant (archive, branches, notes) but keep tasks, memory and main —
+    and main's own scores with `keep_main` (the same main is scored once, not per run)."""
+    from evoagent.agent.evolve.archive import Archive
+
+    archive = Archive(repo / ".evoagent" / "evolve")
+    main = archive.find("main") if keep_main else None
+    shutil.rmtree(archive.path, ignore_errors=True)
+    if main is not None:
+        archive.save(main)
     genome = repo / ".evoagent" / "agent"
     for branch in git(genome, "branch", "--list", "variants/*", "--format=%(refname:short)").split():
         git(genome, "branch", "-D", branch)
@@ -262,7 +269,7 @@ def main() -> None:
         needed, unsafe_admitted = [], 0
         kinds = ["good", "neutral", "reckless", "ssh-tool", "crash-hook", "broken", "loosen"]
         for seed in range(args.runs):
-            reset_evolution(repo)
+            reset_evolution(repo, keep_main=True)
             rng = random.Random(seed)
             queue = [rng.choice(kinds) for _ in range(args.max_generations)]
             begun = time.monotonic()

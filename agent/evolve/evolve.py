@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -99,6 +100,8 @@ class Evolution:
         self.meta_model = (select_model(options.meta_model).name if options.meta_model
                            else self.model)
         self.rng = random.Random(options.seed)
+        # Proposals run in threads: git in one repository and the spend counter are shared.
+        self._lock = threading.Lock()
         self.started = time.monotonic()
         self.spent = 0.0
         self.report = EvolveReport()
@@ -106,8 +109,9 @@ class Evolution:
     # -- budget -----------------------------------------------------------------------------
 
     def _charge(self, cost: float | None) -> None:
-        self.spent += cost or 0.0
-        self.report.cost_usd = round(self.spent, 6)
+        with self._lock:
+            self.spent += cost or 0.0
+            self.report.cost_usd = round(self.spent, 6)
 
     def _over_budget(self) -> str:
         o = self.options
@@ -151,7 +155,8 @@ class Evolution:
         variant = Variant(f"g{generation}-{uuid.uuid4().hex[:6]}", parent.id, generation,
                           meta_version=self.repo.tree_sha(self.repo.ref_of(parent.id), "meta"))
         self.archive.save(variant)
-        worktree = self.repo.fork(variant.id, self.repo.ref_of(parent.id), self.archive.worktrees)
+        with self._lock:
+            worktree = self.repo.fork(variant.id, self.repo.ref_of(parent.id), self.archive.worktrees)
         started = time.monotonic()
         try:
             from .meta_agent import propose
@@ -167,15 +172,18 @@ class Evolution:
             variant.proposal = proposal.text
             message = (f"{_title(proposal.text)}\n\n{proposal.text}\n\n"
                        f"Evoagent-Variant: {variant.id}\nEvoagent-Parent: {parent.id}\n")
-            commit = self.repo.commit_all(worktree, message)
-            variant.commit = commit or self.repo.sha(self.repo.ref_of(parent.id))
-            variant.diff = self.repo.diff(self.repo.ref_of(parent.id), self.repo.ref_of(variant.id))
+            with self._lock:
+                commit = self.repo.commit_all(worktree, message)
+                variant.commit = commit or self.repo.sha(self.repo.ref_of(parent.id))
+                variant.diff = self.repo.diff(self.repo.ref_of(parent.id),
+                                              self.repo.ref_of(variant.id))
             variant.status = GATING
         except EvoError as exc:
             variant.status, variant.reason = REJECTED, f"meta agent: {exc.message}"
         finally:
             variant.seconds += round(time.monotonic() - started, 3)
-            self.repo.drop_worktree(worktree)
+            with self._lock:
+                self.repo.drop_worktree(worktree)
             self.archive.save(variant)
         return variant
 
@@ -220,8 +228,15 @@ class Evolution:
 
     def _stage(self, variant: Variant, parent: Variant, stage: str) -> bool:
         """Score on the small stage or full val; False when the variant stops here."""
+        small = variant.scores.get("small")
+        val = parent.scores.get("val")
+        if stage == "val" and "val" not in variant.scores and small and val \
+                and set(small.outcomes) >= set(val.outcomes):
+            # the small stage already ran every val task: the same run is the val score
+            variant.scores["val"] = small
+            variant.parent_scores["val"] = variant.parent_scores.get("small", val)
+            self.archive.save(variant)
         if stage not in variant.scores:
-            val = parent.scores.get("val")
             ids = sorted(val.outcomes)[: self.options.small_stage] if val and stage == "small" else None
             if stage == "small" and not ids:
                 return True  # no val tasks: nothing to stage on
