@@ -245,8 +245,10 @@ def main() -> None:
     counts = {s: len(store.in_split(s)) for s in ("train", "val", "test")}
     print(f"world: tasks per split {counts}")
     if args.mode == "overhead":
-        evolve(repo, task_model, meta(root, ["neutral"], "warm"), generations=1)  # warm-up
-        reset_evolution(repo)
+        # Warm-up: imports, code indexes, and main's own train/val scores (kept: the measured
+        # generation is one variant's gates and scoring, not main's).
+        evolve(repo, task_model, meta(root, ["neutral"], "warm"), generations=1)
+        reset_evolution(repo, keep_main=True)
         clock = Clock()
         begun = time.monotonic()
         report = evolve(repo, task_model, meta(root, ["good"], "m"), generations=1,
@@ -285,13 +287,16 @@ def main() -> None:
                     unsafe_admitted += 1
                 if v.status == "admitted" and kind == "good" and found is None:
                     found = v.generation
-            needed.append(found)
-            print(f"  seed {seed}: good admitted in generation {found}; "
+            proposed = next((i + 1 for i, kind in enumerate(queue) if kind == "good"), None)
+            needed.append((proposed, found))
+            print(f"  seed {seed}: good proposed in generation {proposed}, admitted in {found}; "
                   f"{len(report.variants)} variants, {time.monotonic() - begun:.0f}s")
-        hits = [n for n in needed if n is not None]
-        print(f"{args.runs} runs: helpful change admitted in {len(hits)} "
-              f"(mean generation {sum(hits) / max(1, len(hits)):.1f}); "
-              f"unsafe variants admitted: {unsafe_admitted}")
+        hits = [found for _, found in needed if found is not None]
+        offered = [p for p, _ in needed if p is not None]
+        on_time = sum(1 for p, found in needed if p is not None and p == found)
+        print(f"{args.runs} runs: the helpful change was proposed in {len(offered)} and admitted "
+              f"in {len(hits)} ({on_time} in the generation that proposed it; mean generation "
+              f"{sum(hits) / max(1, len(hits)):.1f}); unsafe variants admitted: {unsafe_admitted}")
 
 
 if __name__ == "__main__":
