@@ -107,7 +107,8 @@ def safety_gate(worktree: Path, changed: list[str], model: str, strict: bool = F
         from .code_scan import scan_genome_code
         from .safety import run_scenarios
 
-        code = [p for p in changed if p.startswith(("tools/", "hooks/")) and p.endswith(".py")]
+        code = [p for p in changed if p.startswith(("tools/", "hooks/", "meta/tools/"))
+                and p.endswith(".py")]
         if code:
             findings = [f for f in scan_genome_code(worktree) if _finding_path(f) in code]
             if findings:

@@ -2,7 +2,8 @@
 
 It runs the ordinary agent loop with a narrow toolset — read, search, edit, write, finish —
 over the variant's worktree and nothing else (every path is confined to it; it runs no
-commands, so no genome code executes here). Its task prompt is the *parent's*
+commands), plus the meta agent's own Python tools from `meta/tools/` when the genome's
+policy allows genome code: those run in the sandbox, never in this process. Its task prompt is the *parent's*
 `meta/propose.j2`, so a variant that improves `meta/` changes how its own children are
 made; its system prompt is `meta/system.j2` when the genome has one. What it writes in
 `finish` is the proposal (diagnosis, change, expected effect); the kernel commits the
@@ -51,6 +52,28 @@ def genome_files(worktree: Path) -> str:
     return "\n".join(rows)
 
 
+def meta_code_tools(genome: Genome, worktree: Path) -> dict:
+    """The meta agent's own Python tools, `meta/tools/*.py` of the parent genome (same
+    protocol as `tools/`): run in the sandbox with only the variant's worktree writable, and
+    only when the genome's policy lets genome code run at all."""
+    folder = worktree / "meta" / "tools"
+    files = sorted(p for p in folder.glob("*.py") if not p.name.startswith("_")) if folder.is_dir() else []
+    if not files or not genome.code_enabled:
+        return {}
+    from evoagent.sandbox.config import SandboxConfig
+    from evoagent.sandbox.local import make_runner
+
+    from ..genome import load_code_tool
+    from ..genome_code import Executor, GenomeTool
+
+    executor = Executor(make_runner(SandboxConfig(writable=(worktree,))), worktree)
+    found = {}
+    for file in files:
+        spec = load_code_tool(file)
+        found[spec.name] = GenomeTool(spec, executor, file.relative_to(worktree).as_posix())
+    return found
+
+
 def propose(
     worktree: Path,
     model_name: str,
@@ -71,9 +94,11 @@ def propose(
         workspace=worktree,
         output_limit=genome.settings.output.tool_output_chars,
         writable=lambda rel: rel.split("/", 1)[0] != ".git",
+        extra_tools=meta_code_tools(genome, worktree),
     )
+    names = META_TOOLS + sorted(tools.extra_tools)
     loop = AgentLoop(
-        model, tools, LoopConfig(META_TOOLS, MAX_STEPS, supports_native_tools(model_name)), emit,
+        model, tools, LoopConfig(names, MAX_STEPS, supports_native_tools(model_name)), emit,
         [{"role": "system", "content": system}, {"role": "user", "content": task}],
     )
     outcome = loop.run()
