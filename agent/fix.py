@@ -196,7 +196,10 @@ def run_request(
     error_code: int | None = None
     patch = ""
     try:
-        config = workspace.sandbox_config(allow_network=genome.policy.network, venv=ctx.venv)
+        # No bytecode cache: a .pyc records its source's mtime in whole seconds and its size,
+        # so an edit of the same size within a second of a test run would run stale code.
+        config = workspace.sandbox_config(allow_network=genome.policy.network, venv=ctx.venv,
+                                          env={"PYTHONDONTWRITEBYTECODE": "1"})
         if genome.code_enabled:  # its tools and hooks are imported inside the sandbox
             config = genome_code.readable_genome(config, genome.path)
         runner = make_runner(config, strict=controls.strict)

@@ -216,6 +216,19 @@ def test_text_output_names_the_status_patch_and_report(project, script, monkeypa
     assert "tests (attempt 1): 1 passed, 0 failed, 0 errors" in result.stderr
 
 
+def test_an_edit_of_the_same_size_in_the_same_second_is_what_the_tests_run(project, script, monkeypatch):
+    """A .pyc is validated by its source's mtime (whole seconds) and size: the kernel's test
+    runs write none, or `a - b` -> `a + b` dated like the original would run the old code."""
+    model = script([
+        edit("a - b", "a + b"),
+        ScriptedReply(tool_calls=[ScriptedToolCall("run", {"command": "touch -r tests/test_calc.py calc.py"})]),
+        finish("add adds"),
+    ])
+    result = invoke(project, monkeypatch, "--model", model, "--output-format", "json", ISSUE)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["tests"]["after"]["passed"] == ["tests/test_calc.py::test_add"]
+
+
 # -- --apply and --commit -------------------------------------------------------------------
 
 
