@@ -21,14 +21,36 @@ class Outcome:
     detail: str = ""
 
 
-def _pytest_id(case: ET.Element) -> str:
-    """A pytest node id from an xunit1 testcase (file, classname and name attributes)."""
+def _module(file: str) -> str:
+    return file.removesuffix(".py").replace("/", ".")
+
+
+def _pytest_id(case: ET.Element, files: dict[str, str]) -> str:
+    """A pytest node id from an xunit1 testcase: `classname` is the node id's path (the
+    collected file as a dotted module, then its classes) and `name` the last part.
+
+    `file` is where the test function is *defined*, which is not the collected file for a
+    test inherited from a base class or imported from another module; the collected file is
+    then the longest known test file (`files`: module -> path) whose module starts
+    `classname`, else the dotted parts before the first capitalised one (a class)."""
     name = case.get("name", "")
     classname = case.get("classname", "")
     file = case.get("file")
     if not file:
         return f"{classname}::{name}" if classname else name
-    module = file.removesuffix(".py").replace("/", ".")
+    if not classname:  # a collection failure: name is the module
+        return f"{file}::{name}"
+    module = _module(file)
+    if classname != module and not classname.startswith(module + "."):
+        known = [m for m in files if classname == m or classname.startswith(m + ".")]
+        if known:
+            module = max(known, key=len)
+            file = files[module]
+        else:
+            parts = classname.split(".")
+            cut = next((i for i, part in enumerate(parts) if part[:1].isupper()), len(parts))
+            module = ".".join(parts[:cut])
+            file = module.replace(".", "/") + ".py"
     rest = classname.removeprefix(module).lstrip(".")
     return "::".join(part for part in (file, *rest.split("."), name) if part)
 
@@ -37,9 +59,15 @@ def parse_junit(path: Path) -> list[Outcome]:
     """Outcomes in file order; a test reported twice (call failed, teardown errored) keeps
     its worst status."""
     root = ET.parse(path).getroot()
+    cases = list(root.iter("testcase"))
+    files: dict[str, str] = {}
+    for case in cases:  # the test files whose own tests name them (file matches classname)
+        file, classname = case.get("file"), case.get("classname", "")
+        if file and (classname == _module(file) or classname.startswith(_module(file) + ".")):
+            files[_module(file)] = file
     found: dict[str, Outcome] = {}
-    for case in root.iter("testcase"):
-        test_id = _pytest_id(case)
+    for case in cases:
+        test_id = _pytest_id(case, files)
         outcome = Outcome(test_id, "passed")
         for tag, status in (("error", "errors"), ("failure", "failed"), ("skipped", "skipped")):
             node = case.find(tag)

@@ -412,3 +412,55 @@ def test_list_show_and_split(mined):
     assert "Fixes #12" in shown
     with pytest.raises(EvoError, match="no task 'nope'"):
         invoke(mined["repo"], "tasks", "show", "nope")
+
+
+def test_inherited_and_imported_tests_keep_their_collected_file(tmp_path, monkeypatch):
+    """JUnit's `file` is where a test is defined; the task must name the file pytest
+    collected it from, as `pytest -rA` (and so SWE-bench) does: a test inherited from a base
+    class in a helper module is `tests/test_calc.py::TestCalc::test_add`, not
+    `tests/checks.py::tests::test_calc::TestCalc::test_add`."""
+    from evoagent.agent.evolve.task_candidates import Candidate, classify, first_parent_history
+    from evoagent.agent.evolve.task_mining import ValidationConfig, validate
+    from evoagent.sandbox.testdetect import TestCommand
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    for key in ("GIT_AUTHOR", "GIT_COMMITTER"):
+        monkeypatch.setenv(f"{key}_NAME", "A")
+        monkeypatch.setenv(f"{key}_EMAIL", "a@example.com")
+    repo, tick = tmp_path / "repo", [0]
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main", tick=tick)
+
+    def commit(message: str, files: dict[str, str]) -> None:
+        for rel, text in files.items():
+            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+            (repo / rel).write_text(text)
+        _git(repo, "add", "-A", tick=tick)
+        _git(repo, "commit", "-q", "-m", message, tick=tick)
+
+    commit(
+        "calc",
+        {
+            "calc.py": "def add(a, b):\n    return a - b\n",
+            "tests/__init__.py": "",
+            "tests/test_calc.py": "def test_ok():\n    assert True\n",
+        },
+    )
+    commit(
+        "Fix add",
+        {
+            "calc.py": "def add(a, b):\n    return a + b\n",
+            "tests/checks.py": "import calc\n\n\nclass AddChecks:\n"
+            "    def test_add(self):\n        assert calc.add(2, 3) == 5\n",
+            "tests/test_calc.py": "from tests.checks import AddChecks\n\n\n"
+            "def test_ok():\n    assert True\n\n\nclass TestCalc(AddChecks):\n    pass\n",
+        },
+    )
+    candidate = classify(repo, first_parent_history(repo, 1, None)[0])
+    assert isinstance(candidate, Candidate)
+    command = TestCommand((sys.executable, "-m", "pytest"), "pytest", "test")
+    config = ValidationConfig(command, Path(VENV) if VENV else None, per_test_timeout=10)
+    verdict = validate(repo, tmp_path / "sandboxes", candidate, config)
+    assert verdict.fail_to_pass == ["tests/test_calc.py::TestCalc::test_add"]
+    assert verdict.pass_to_pass == ["tests/test_calc.py::test_ok"]
