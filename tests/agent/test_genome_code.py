@@ -555,7 +555,10 @@ def test_check_genome_code_imports_each_module_in_the_sandbox(tmp_path):
         "hooks/before_step.py: hook() must accept hook(payload)",
     ]
     assert not marker.exists()  # checking imports, it never calls run()
-    assert check_genome_code(template_dir(), runner) == []
+    # (the template needs its own readable runner: a checkout under /tmp is hidden otherwise)
+    template_runner = make_runner(readable_genome(SandboxConfig(writable=(scratch,)), template_dir()),
+                                  strict=True)
+    assert check_genome_code(template_dir(), template_runner) == []
 
 
 # -- the static scanner ----------------------------------------------------------------------
