@@ -11,13 +11,11 @@ commits themselves — the agent working at their parents must never see them.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-from evoagent.agent.cli import cli
+from cli_helpers import git, invoke, run_main
 from evoagent.agent.evolve.bench import BenchOptions, run_bench
 from evoagent.agent.evolve.bench_store import BenchStore
 from evoagent.agent.repo_context import RepoContext
@@ -98,20 +96,8 @@ def respond(messages, tools):
 '''
 
 
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True,
-                          check=True).stdout.strip()
 
 
-def invoke(repo: Path, *args: str):
-    import os
-
-    old = os.getcwd()
-    os.chdir(repo)
-    try:
-        return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    finally:
-        os.chdir(old)
 
 
 def write_policy(path: Path, log: str = "", tamper: bool = False, probe: bool = False) -> str:
@@ -297,14 +283,10 @@ def test_a_local_pool_and_a_ray_cluster_agree_with_one_process(project, baseline
     assert _comparable(on_ray) == _comparable(baseline_run)
 
 
-def test_ray_executor_without_ray_says_how_to_install(project, monkeypatch):
+def test_ray_executor_without_ray_says_how_to_install(project, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     model = write_policy(project["root"] / "policy_ok.py")
-    from evoagent.agent.cli import main
-
-    monkeypatch.chdir(project["repo"])
-    monkeypatch.setattr(sys, "argv", ["evoagent", "bench", "--model", model, "--split", "all",
-                                      "--executor", "ray"])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    assert exit_info.value.code == 2
+    code, _, err = run_main(project["repo"], monkeypatch, capsys, "bench", "--model", model,
+                            "--split", "all", "--executor", "ray")
+    assert code == 2
+    assert "pip install 'evoagent[ray]'" in err

@@ -12,14 +12,11 @@ mined by the real miner, the real sandbox and harness, and two scripted policies
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-from evoagent.agent.cli import cli
+from cli_helpers import git, invoke, run_main
 from evoagent.agent.evolve.archive import Archive
 from evoagent.agent.repo_context import RepoContext
 
@@ -114,18 +111,8 @@ def respond(messages, tools):
 '''
 
 
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True,
-                          check=True).stdout.strip()
 
 
-def invoke(repo: Path, *args: str):
-    old = os.getcwd()
-    os.chdir(repo)
-    try:
-        return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    finally:
-        os.chdir(old)
 
 
 def build_repo(root: Path) -> Path:
@@ -286,19 +273,15 @@ def test_promote_then_rollback_restore_main_byte_for_byte(world, evolved):
 
 
 def test_a_second_run_refuses_while_one_holds_the_archive(world, evolved, monkeypatch, capsys):
-    from evoagent.agent.cli import main
-
     archive = Archive(world["repo"] / ".evoagent" / "evolve")
     archive.lock()
-    monkeypatch.chdir(world["repo"])
-    monkeypatch.setattr(sys, "argv", ["evoagent", "evolve", "run", "--model", world["task_model"]])
     try:
-        with pytest.raises(SystemExit) as exit_info:
-            main()
+        code, _, err = run_main(world["repo"], monkeypatch, capsys, "evolve", "run", "--model",
+                                world["task_model"])
     finally:
         archive.unlock()
-    assert exit_info.value.code == 2
-    assert "another `evoagent evolve run` is running" in capsys.readouterr().err
+    assert code == 2
+    assert "another `evoagent evolve run` is running" in err
 
 
 def test_list_and_show_tell_the_story(world, evolved):
@@ -360,19 +343,9 @@ def test_ctrl_c_mid_generation_then_resume_finishes_without_duplicates(world, fr
     assert git(genome, "branch", "--list", "variants/*").split() == [f"variants/{variant.id}"]
 
 
-def _main_exit(repo: Path, monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    from evoagent.agent.cli import main
-
-    monkeypatch.chdir(repo)
-    monkeypatch.setattr(sys, "argv", ["evoagent", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    return exit_info.value.code, capsys.readouterr().err
-
-
 def test_a_budget_spent_before_the_planned_generations_is_exit_4(world, fresh_copy, monkeypatch, capsys):
     model, log = meta_model(world, "meta_budget", ["good"])
-    code, err = _main_exit(fresh_copy, monkeypatch, capsys, "evolve", "run", "--budget-usd", "0",
+    code, _, err = run_main(fresh_copy, monkeypatch, capsys, "evolve", "run", "--budget-usd", "0",
                            "--model", world["task_model"], "--meta-model", model)
     assert code == 4 and "stopped after 0 of 1 generations" in err
     assert not log.exists()  # the meta agent never ran
@@ -380,8 +353,8 @@ def test_a_budget_spent_before_the_planned_generations_is_exit_4(world, fresh_co
 
 def test_no_model_is_exit_3_and_a_broken_live_genome_exit_2(fresh_copy, monkeypatch, capsys):
     monkeypatch.setenv("OLLAMA_HOST", "http://127.0.0.1:9")  # nothing listens there
-    code, err = _main_exit(fresh_copy, monkeypatch, capsys, "evolve", "run")
+    code, _, err = run_main(fresh_copy, monkeypatch, capsys, "evolve", "run")
     assert code == 3, err
     (fresh_copy / ".evoagent" / "agent" / "agent.toml").write_text("version = [")
-    code, err = _main_exit(fresh_copy, monkeypatch, capsys, "evolve", "run", "--model", "scripted/x")
+    code, _, err = run_main(fresh_copy, monkeypatch, capsys, "evolve", "run", "--model", "scripted/x")
     assert code == 2 and "agent.toml" in err

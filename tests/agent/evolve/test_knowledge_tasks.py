@@ -10,14 +10,12 @@ then with knowledge, then again to show nothing is validated twice.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-from evoagent.agent.cli import cli
+from cli_helpers import invoke
 from evoagent.agent.evolve.knowledge_tasks import full_patch
 from evoagent.agent.evolve.tasks import TaskStore
 from evoagent.memory.knowledge import Knowledge, bound_diff
@@ -34,13 +32,6 @@ ISSUE = (
 )
 
 
-def invoke(repo: Path, *args: str):
-    old = Path.cwd()
-    os.chdir(repo)
-    try:
-        return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    finally:
-        os.chdir(old)
 
 
 def ok_json(result):

@@ -18,8 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-from evoagent.agent.cli import cli
+from cli_helpers import invoke
 from evoagent.agent.errors import EvoError
 from evoagent.agent.evolve.tasks import TaskStore, split_of
 
@@ -219,13 +218,6 @@ def snapshot(repo: Path) -> dict[str, str]:
     return files
 
 
-def invoke(repo: Path, *args: str):
-    old = Path.cwd()
-    os.chdir(repo)
-    try:
-        return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    finally:
-        os.chdir(old)
 
 
 def mine_args(*extra: str) -> list[str]:

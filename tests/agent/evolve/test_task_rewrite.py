@@ -8,15 +8,13 @@ Mining runs for real (real repository, real sandbox); the model is the scripted 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import threading
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-from evoagent.agent.cli import cli, main
+from cli_helpers import invoke, run_main
 from evoagent.agent.evolve.task_rewrite import added_lines, leak, render_prompt
 from evoagent.agent.evolve.tasks import Task, TaskStore, TaskStoreError
 
@@ -50,22 +48,6 @@ diff --git a/tests/test_calc.py b/tests/test_calc.py
 REPORT = "sub() returns a negative result\n\n`calc.sub(5, 3)` gives -2; I expected 2."
 
 
-def invoke(repo: Path, *args: str):
-    old = Path.cwd()
-    os.chdir(repo)
-    try:
-        return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    finally:
-        os.chdir(old)
-
-
-def run_main(repo: Path, monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.chdir(repo)
-    monkeypatch.setattr(sys, "argv", ["evoagent", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    out, err = capsys.readouterr()
-    return exit_info.value.code, out, err
 
 
 def make_task(commit: str = "c" * 40, **changes) -> Task:
