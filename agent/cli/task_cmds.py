@@ -144,7 +144,7 @@ def tasks(ctx: click.Context) -> None:
 @click.option(
     "--venv",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Virtualenv to run tests in (default: the repository's .venv when present).",
+    help="Virtualenv to run tests in (default: the venv setting, else the repo's .venv).",
 )
 @click.option("--strict", is_flag=True, help="Refuse to run without bubblewrap isolation.")
 @click.option(
@@ -196,8 +196,8 @@ def mine(
         raise EvoError(
             "no test command configured or detected (set test_command in .evoagent/config.toml)"
         )
-    if venv is None and (ctx.root / ".venv" / "bin" / "python").exists():
-        venv = ctx.root / ".venv"
+    if venv is None:
+        venv = ctx.venv  # the `venv` setting, else the repo's .venv: as fix and bench use
     config = ValidationConfig(
         command,
         venv.resolve() if venv else None,
