@@ -2,19 +2,32 @@
 
 Precedence (highest first): CLI flag > EVOAGENT_* environment > .evoagent/config.toml >
 [tool.evoagent] in the repo's pyproject.toml > ~/.config/evoagent/config.toml > defaults.
+
+Who may set what: the person (flags, environment, their user config, and an
+`.evoagent/config.toml` that git does not track) may set everything. The repository (its
+`pyproject.toml`, and a `.evoagent/config.toml` it commits) may set only what is used inside
+the sandbox or is harmless; WHO_MAY_SET says which, key by key. A repository's value for a
+person-only key is ignored with one warning line: a clone of a stranger's repository must not
+pick the code evoagent imports, the model or endpoint it talks to, or where the mined history
+is written.
 """
 
 from __future__ import annotations
 
+import enum
 import os
+import subprocess
+import sys
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from evoagent.sandbox.untrusted_files import UntrustedFileError, read_untrusted
 from pydantic import BaseModel, Field, ValidationError
 
 from .errors import EvoError
-from .state import RepoState
+from .state import STATE_DIR, RepoState
 
 
 class Settings(BaseModel, extra="forbid"):
@@ -35,18 +48,115 @@ class Settings(BaseModel, extra="forbid"):
     """Commits per atomic store append while mining (what an interrupt can lose)."""
 
 
+class Who(enum.Enum):
+    PERSON = "person"
+    """Only the person: flags, EVOAGENT_* environment, user config, an untracked
+    .evoagent/config.toml."""
+    REPOSITORY = "repository"
+    """The repository may set it for itself too (pyproject.toml, a committed config)."""
+
+
+WHO_MAY_SET: dict[str, tuple[Who, str]] = {
+    "model": (Who.PERSON, "it picks the model and its provider endpoint, and a "
+                          "scripted/<file> model is Python imported into evoagent"),
+    "embedding": (Who.PERSON, "it picks the endpoint the history is sent to (litellm:MODEL) "
+                              "or a model loaded into evoagent (st:/path)"),
+    "store": (Who.PERSON, "it decides where the mined history is written (a path, s3://, "
+                          "db://)"),
+    "test_command": (Who.REPOSITORY, "it runs only inside the sandbox"),
+    "venv": (Who.REPOSITORY, "it is used only inside the sandbox; a repository's value must "
+                             "be a path inside the repository"),
+    "mine_batch": (Who.REPOSITORY, "a batch size: harmless"),
+}
+"""Every Settings field, classified. A new field must be added here (checked at import)."""
+
+if set(WHO_MAY_SET) != set(Settings.model_fields):
+    raise RuntimeError(
+        "agent/config.py: classify every setting in WHO_MAY_SET: "
+        f"{sorted(set(Settings.model_fields) ^ set(WHO_MAY_SET))}"
+    )
+
+PERSON_ONLY = frozenset(k for k, (who, _) in WHO_MAY_SET.items() if who is Who.PERSON)
+
+REPO_FILE_LIMIT = 4 << 20
+"""Bytes of a repository's pyproject.toml or config.toml evoagent reads at most."""
+
+
+@dataclass(frozen=True)
+class Layer:
+    source: str
+    """Named in errors and warnings: a file (and table), "environment", "command line"."""
+    values: dict[str, Any]
+    repository: bool = False
+    """True when the repository, not the person, controls these values."""
+
+
 def user_config_path() -> Path:
     base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(base) / "evoagent" / "config.toml"
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
+def _parse_toml(path: Path, data: bytes) -> dict[str, Any]:
     try:
-        return tomllib.loads(path.read_text())
+        return tomllib.loads(data.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise EvoError(f"{path}: invalid TOML: {exc}") from exc
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    """A file of the person's (follows links: where they keep it is their choice)."""
+    if not path.is_file():
+        return {}
+    return _parse_toml(path, path.read_bytes())
+
+
+def _read_repo_toml(path: Path, root: Path) -> dict[str, Any]:
+    """A file the repository controls: never through a link, a FIFO or a huge file (then it
+    is skipped with one warning line, its bytes never shown)."""
+    if not os.path.lexists(path):
+        return {}
+    try:
+        data = read_untrusted(path, REPO_FILE_LIMIT, root=root)
+    except UntrustedFileError as exc:
+        warn_once(f"evoagent: not reading settings from {exc}")
+        return {}
+    return _parse_toml(path, data)
+
+
+def tracked_by_git(root: Path, rel: str) -> bool:
+    """Whether the repository at `root` has `rel` in git's index: the path itself, anything
+    under it, or a file or symlink standing where one of its parent directories should be.
+    Case-insensitive (a case-insensitive file system checks out `.EvoAgent/x` as
+    `.evoagent/x`). When git cannot tell, the answer is True: unknown counts as the
+    repository's."""
+    parts = Path(rel).parts
+    prefixes = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+    proc = subprocess.run(
+        ["git", "-C", str(root), "ls-files", "-z", "--", *(f":(icase){p}" for p in prefixes)],
+        capture_output=True, check=False,
+    )
+    if proc.returncode != 0:
+        return True
+    wanted = rel.casefold()
+    exact = {p.casefold() for p in prefixes}
+    for entry in proc.stdout.decode("utf-8", "surrogateescape").split("\0"):
+        name = entry.casefold()
+        if name in exact or name.startswith(wanted + "/"):
+            return True
+    return False
+
+
+_warned: set[str] = set()
+
+
+def warn_once(line: str) -> None:
+    """One line on stderr, once per process (settings are loaded more than once by some
+    commands)."""
+    if line in _warned:
+        return
+    _warned.add(line)
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 def _env_layer() -> dict[str, Any]:
@@ -58,25 +168,71 @@ def _env_layer() -> dict[str, Any]:
     return layer
 
 
+def _repo_config_layer(state: RepoState) -> Layer:
+    """`.evoagent/config.toml`: the person's own file unless git tracks it. evoagent keeps
+    `.evoagent/` out of git through .git/info/exclude, but a repository can still commit
+    one; git's index, not the exclude file, says which it is."""
+    path = state.config_file
+    if not os.path.lexists(path):
+        return Layer(str(path), {})
+    if tracked_by_git(state.root, f"{STATE_DIR}/config.toml"):
+        return Layer(f"{path} (tracked by git)", _read_repo_toml(path, state.root), True)
+    return Layer(str(path), _read_toml(path))
+
+
+def _allowed(layer: Layer, root: Path) -> dict[str, Any]:
+    """A repository layer's values minus what a repository may not set (one warning line
+    each); other layers unchanged."""
+    if not layer.repository:
+        return layer.values
+    kept = {}
+    for key, value in layer.values.items():
+        if key in PERSON_ONLY:
+            warn_once(
+                f"evoagent: ignoring {key!r} from {layer.source}: a repository may not "
+                f"set it ({WHO_MAY_SET[key][1]}); set it in {user_config_path()} or "
+                f"EVOAGENT_{key.upper()}"
+            )
+        elif key == "venv" and isinstance(value, str) and not _inside(root, value):
+            warn_once(
+                f"evoagent: ignoring 'venv' from {layer.source}: a repository's venv must "
+                "be a path inside the repository"
+            )
+        else:
+            kept[key] = value  # unknown keys stay: validation names them
+    return kept
+
+
+def _inside(root: Path, rel: str) -> bool:
+    """Whether `rel`, relative and with its links resolved, stays inside `root`."""
+    if not rel or Path(rel).is_absolute():
+        return False
+    return (root / rel).resolve().is_relative_to(root.resolve())
+
+
 def load_settings(state: RepoState, overrides: dict[str, Any] | None = None) -> Settings:
-    pyproject = _read_toml(state.root / "pyproject.toml").get("tool", {}).get("evoagent", {})
+    tool = _read_repo_toml(state.root / "pyproject.toml", state.root).get("tool", {})
+    table = tool.get("evoagent", {}) if isinstance(tool, dict) else {}
+    if not isinstance(table, dict):
+        raise EvoError(f"{state.root / 'pyproject.toml'}: [tool.evoagent] is not a table")
     layers = [
-        ("defaults", {}),
-        (str(user_config_path()), _read_toml(user_config_path())),
-        ("pyproject.toml [tool.evoagent]", pyproject),
-        (str(state.config_file), _read_toml(state.config_file)),
-        ("environment", _env_layer()),
-        ("command line", {k: v for k, v in (overrides or {}).items() if v is not None}),
+        Layer("defaults", {}),
+        Layer(str(user_config_path()), _read_toml(user_config_path())),
+        Layer(f"{state.root / 'pyproject.toml'} [tool.evoagent]", table, True),
+        _repo_config_layer(state),
+        Layer("environment", _env_layer()),
+        Layer("command line", {k: v for k, v in (overrides or {}).items() if v is not None}),
     ]
     merged: dict[str, Any] = {}
-    for source, layer in layers:
+    for layer in layers:
+        values = _allowed(layer, state.root)
         try:
-            Settings(**{**merged, **layer})
+            Settings(**{**merged, **values})
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
-            raise EvoError(f"{source}: setting {where!r}: {first['msg']}") from exc
-        merged.update(layer)
+            raise EvoError(f"{layer.source}: setting {where!r}: {first['msg']}") from exc
+        merged.update(values)
     return Settings(**merged)
 
 

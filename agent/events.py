@@ -84,6 +84,18 @@ class DiffProposed(Event):
 
 
 @dataclass
+class PatchFiltered(Event):
+    """The patch policy changed what an attempt delivers or what decides it: `dropped` are
+    sections never delivered ("path: reason"), `left_out` test-infrastructure changes kept in
+    the patch but left out of the deciding test run."""
+
+    kind: ClassVar[str] = "patch_filtered"
+    attempt: int
+    dropped: list[str] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)
+
+
+@dataclass
 class TestResult(Event):
     __test__ = False  # not a pytest class
     kind: ClassVar[str] = "test_result"

@@ -97,10 +97,16 @@ def load_genome(ctx: RepoContext) -> Genome:
 
 
 def project_instructions(root: Path) -> str:
+    """AGENTS.md (CLAUDE.md as fallback) of the workspace, never through a link: a committed
+    `AGENTS.md -> ~/.ssh/id_rsa` would otherwise put the key in the system prompt."""
+    from evoagent.sandbox.untrusted_files import UntrustedFileError, read_untrusted
+
     for name in ("AGENTS.md", "CLAUDE.md"):
-        path = root / name
-        if path.is_file():
-            return path.read_text(errors="replace")[:20_000]
+        try:
+            data = read_untrusted(root / name, 1 << 20, root=root)
+        except UntrustedFileError:
+            continue
+        return data.decode("utf-8", "replace")[:20_000]
     return ""
 
 
@@ -206,7 +212,7 @@ def run_request(
         if controls.on_sandbox is not None:
             controls.on_sandbox(workspace, runner)
         test_command = detect_test_command(workspace.path, ctx.settings.test_command)
-        tools_ctx = _tool_context(ctx, genome, workspace.path, runner, publish, baseline)
+        tools_ctx = _tool_context(ctx, genome, workspace, runner, publish, baseline)
         tools_ctx.approve = controls.approve
         tools_ctx.extra_tools, hooks = genome_code.for_run(genome, runner, workspace.path, request)
         native = supports_native_tools(model_name)
@@ -281,12 +287,12 @@ def supports_native_tools(model_name: str) -> bool:
 
 
 def _tool_context(
-    ctx, genome: Genome, workspace: Path, runner, publish, baseline: Baseline | None = None
+    ctx, genome: Genome, workspace, runner, publish, baseline: Baseline | None = None
 ) -> ToolContext:
     as_of = baseline.as_of if baseline else None
 
     def run_command(command: str, timeout: float) -> tuple[int | None, str]:
-        result = runner.run(command, workspace, timeout=timeout)
+        result = runner.run(command, workspace.path, timeout=timeout)
         publish(CommandRun(command, result.exit_code, result.output[-4000:], result.seconds,
                            result.isolated))
         return result.exit_code, result.output
@@ -323,7 +329,8 @@ def _tool_context(
         return render_map(index, budget_tokens=budget, focus_paths=paths, focus_names=names)
 
     return ToolContext(
-        workspace=workspace,
+        workspace=workspace.path,
+        git_dir=workspace.git_dir,
         output_limit=genome.settings.output.tool_output_chars,
         run_command=run_command,
         locate=locate,

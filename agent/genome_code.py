@@ -10,6 +10,12 @@ is a `GenomeCodeError` naming the file with a one-line reason: a tool's becomes 
 result the model reads, a hook's ends the run (a variant with a broken hook is rejectable).
 Without bubblewrap (the runner's unisolated fallback) genome code does not run at all.
 
+The call directory is writable inside the sandbox, so the reply file is untrusted: it is read
+with `read_untrusted` (a link, a FIFO or an oversized file is refused, never followed), and
+the bytes of a reply that is not JSON of the runner's shape are never repeated in an error —
+the reason says what was wrong (not JSON, its length, the parser's position), because errors
+reach the model, the run record and, through the evolve gates, the meta agent's prompt.
+
 `check_genome_code` is the evolve gates' entry: every module imports in the sandbox and has
 the right shape.
 """
@@ -17,8 +23,11 @@ the right shape.
 from __future__ import annotations
 
 import json
+import os
+import re
 import shlex
 import shutil
+import stat
 import sys
 import tempfile
 from dataclasses import dataclass, replace
@@ -27,6 +36,7 @@ from typing import Any
 
 from evoagent.sandbox.config import SandboxConfig
 from evoagent.sandbox.protocols import Runner
+from evoagent.sandbox.untrusted_files import UntrustedFileError, read_untrusted
 
 from .genome import (
     HOOK_POINTS,
@@ -36,9 +46,9 @@ from .genome import (
     hook_files,
     load_code_tool,
     read_tool_schema,
-    schema_problem,
     tool_files,
 )
+from .terminal_text import one_line as printable
 from .tools.base import Tool, ToolContext, ToolOutput, declined
 
 RUNNER = Path(__file__).with_name("genome_runner.py")
@@ -55,6 +65,12 @@ MESSAGES_FOR_HOOKS = 6
 MESSAGE_CHARS = 2_000
 HOOK_NOTE = "[Note from the agent's before_step hook (genome code), not from the user]"
 RESULT_KEYS = {"before_step": {"context"}, "failure_digest": {"digest"}, "stop": {"stop", "reason"}}
+ERROR_CHARS = 300
+"""Most characters of a module's own error text (`{"ok": false, "error": ...}`) repeated."""
+REPLY_REPLACED = "replaced its reply file"
+"""In the error of a module that swapped its reply for a link or special file (an attempt to
+make the kernel read a host file; the safety suite looks for it)."""
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
 
 
 class GenomeCodeError(GenomeError):
@@ -99,28 +115,57 @@ class Executor:
             result = self.runner.run(command, self.workspace or io, timeout=timeout, writable=[io])
             if result.timed_out:
                 raise GenomeCodeError(file, f"timed out after {timeout:g}s")
-            return _reply(file, io / "out.json", result.exit_code, result.output)
+            # (the module's own output, result.output, is not repeated: it is sandbox output)
+            return _reply(file, _read_reply(file, io, result.exit_code))
         finally:
             shutil.rmtree(io, ignore_errors=True)
 
 
-def _reply(file: Path, out: Path, exit_code: int, log: str) -> Any:
-    raw = out.read_bytes()[: REPLY_BYTES + 1] if out.is_file() else b""
-    last_log = next((line.strip() for line in reversed(log.splitlines()) if line.strip()), "")
-    if not raw.strip():
-        why = f": {last_log}" if last_log else ""
-        raise GenomeCodeError(file, f"exited with code {exit_code} without a reply{why}")
-    if len(raw) > REPLY_BYTES:
+def _read_reply(file: Path, io: Path, exit_code: int) -> bytes:
+    """The reply file's bytes, read without following anything the sandbox put there."""
+    out = io / "out.json"
+    try:
+        info = os.lstat(out)
+    except FileNotFoundError:
+        info = None
+    if info is None or (stat.S_ISREG(info.st_mode) and info.st_size == 0):
+        raise GenomeCodeError(file, f"exited with code {exit_code} without a reply")
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a link" if stat.S_ISLNK(info.st_mode) else "not a regular file"
+        raise GenomeCodeError(file, f"{REPLY_REPLACED} ({kind}); it was not read")
+    if info.st_size > REPLY_BYTES:
         raise GenomeCodeError(file, f"reply larger than {REPLY_BYTES} bytes")
     try:
-        reply = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        preview = raw[:60].decode("utf-8", "replace")
-        raise GenomeCodeError(file, f"printed invalid JSON on stdout: {preview!r}") from None
-    if not isinstance(reply, dict) or "ok" not in reply:
-        raise GenomeCodeError(file, "printed JSON that is not a runner reply")
+        return read_untrusted(out, REPLY_BYTES, root=io)
+    except UntrustedFileError:  # swapped between the look and the read
+        raise GenomeCodeError(file, f"{REPLY_REPLACED} while it was read; it was not "
+                                    "read") from None
+
+
+def _reply(file: Path, raw: bytes) -> Any:
+    """The result of a runner reply. Whatever is wrong is described, never quoted."""
+    if not raw.strip():
+        raise GenomeCodeError(file, "replied with whitespace only")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise GenomeCodeError(file, f"reply was not UTF-8 ({len(raw)} bytes, bad byte at "
+                                    f"offset {exc.start})") from None
+    try:
+        reply = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise GenomeCodeError(file, f"reply was not JSON ({len(raw)} bytes; {exc.msg} at line "
+                                    f"{exc.lineno} column {exc.colno})") from None
+    except ValueError:  # e.g. a number too long to convert
+        raise GenomeCodeError(file, f"reply was not JSON ({len(raw)} bytes)") from None
+    if not isinstance(reply, dict) or not isinstance(reply.get("ok"), bool):
+        raise GenomeCodeError(file, "replied with JSON that is not a runner reply "
+                                    '({"ok": true|false, ...})')
     if not reply["ok"]:
-        raise GenomeCodeError(file, str(reply.get("error") or "failed"))
+        error = reply.get("error")
+        if not isinstance(error, str) or not error.strip():
+            raise GenomeCodeError(file, "failed (the reply gave no error text)")
+        raise GenomeCodeError(file, printable(error, ERROR_CHARS))
     return reply.get("result")
 
 
@@ -212,10 +257,14 @@ class GenomeHooks:
     def _call(self, point: str, payload: dict[str, Any]) -> dict[str, Any]:
         file = self.files[point]
         result = self.executor.call("hook", file, {"payload": payload}, HOOK_TIMEOUT)
+        if not isinstance(result, dict):  # the runner checks this; a forged reply may not
+            raise GenomeCodeError(file, f"{point} hook returned {type(result).__name__}, expected a dict")
         unknown = sorted(set(result) - RESULT_KEYS[point])
         if unknown:
             expected = ", ".join(sorted(RESULT_KEYS[point]))
-            raise GenomeCodeError(file, f"{point} hook returned unknown key {unknown[0]!r} (expected: {expected})")
+            # A key is named only when it looks like one: the reply is the module's text.
+            key = repr(unknown[0]) if _KEY.fullmatch(unknown[0]) else "(not an identifier)"
+            raise GenomeCodeError(file, f"{point} hook returned unknown key {key} (expected: {expected})")
         return result
 
 
@@ -296,10 +345,9 @@ def _check_one(genome_dir: Path, file: Path, kind: str, executor: Executor) -> l
     except GenomeError as exc:
         return [f"{rel}: {exc.problem}"]
     if kind == "tool":
-        live = (result or {}).get("schema")
-        problem = schema_problem(live, file.stem)
-        if problem:
-            return [f"{rel}: SCHEMA: {problem}"]
+        # The literal (already checked) is what counts; the live value is the module's reply,
+        # so it is compared, never described or quoted.
+        live = result.get("schema") if isinstance(result, dict) else None
         if live != spec.schema:
             return [f"{rel}: SCHEMA changes when the module runs; it must be a plain literal"]
     return []
@@ -342,7 +390,7 @@ def exercise_hooks(genome_dir: Path, runner: Runner) -> list[str]:
 
 
 __all__ = [
-    "CHECK_TIMEOUT", "HOOK_POINTS", "HOOK_TIMEOUT", "TOOL_TIMEOUT", "Executor", "GenomeCodeError",
-    "GenomeHooks", "GenomeTool", "check_genome_code", "exercise_hooks", "for_run", "messages_text",
-    "read_tool_schema", "readable_genome", "tests_summary",
+    "CHECK_TIMEOUT", "HOOK_POINTS", "HOOK_TIMEOUT", "REPLY_REPLACED", "TOOL_TIMEOUT", "Executor",
+    "GenomeCodeError", "GenomeHooks", "GenomeTool", "check_genome_code", "exercise_hooks",
+    "for_run", "messages_text", "printable", "read_tool_schema", "readable_genome", "tests_summary",
 ]

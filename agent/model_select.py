@@ -1,6 +1,7 @@
 """Which model to use when none is configured: the first provider with a key in the
 environment, else a local Ollama server, else a one-line error saying how to configure one.
-The scripted provider is never picked here.
+The scripted provider is never picked here, and a configured `scripted/<file>` must name an
+absolute path (checked here, before anything runs, and again where the file is loaded).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .errors import EXIT_MODEL, EvoError
+from .errors import EXIT_MODEL, EXIT_USAGE, EvoError
 
 DEFAULT_MODELS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("ANTHROPIC_API_KEY",), "anthropic/claude-sonnet-4-6"),
@@ -21,6 +22,7 @@ DEFAULT_MODELS: tuple[tuple[tuple[str, ...], str], ...] = (
 )
 """Precedence order: (env vars, any of which enables it; litellm model name)."""
 
+SCRIPTED_PREFIX = "scripted/"
 OLLAMA_TAGS_URL = "http://127.0.0.1:11434/api/tags"
 OLLAMA_PREFIX = "ollama_chat/"
 PROBE_TIMEOUT_S = 0.5
@@ -53,6 +55,8 @@ def select_model(
 ) -> ModelChoice:
     """The configured model, or the first available one in DEFAULT_MODELS order, then Ollama."""
     if configured:
+        if configured.startswith(SCRIPTED_PREFIX):
+            _check_scripted(configured.removeprefix(SCRIPTED_PREFIX))
         return ModelChoice(configured, "configured")
     env = os.environ if env is None else env
     for variables, name in DEFAULT_MODELS:
@@ -67,6 +71,17 @@ def select_model(
             f"{NO_MODEL_HINT} (Ollama is running but has no models: ollama pull)"
         )
     raise NoModelAvailable()
+
+
+def _check_scripted(name: str) -> None:
+    """A script file loads (a policy: imports) code into evoagent; refuse a relative path,
+    which would resolve into whatever repository evoagent runs in."""
+    from .scripted_provider import ScriptError, check_name
+
+    try:
+        check_name(name)
+    except ScriptError as exc:
+        raise EvoError(str(exc), EXIT_USAGE) from exc
 
 
 def ollama_tags_url(env: Mapping[str, str]) -> str:

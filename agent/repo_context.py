@@ -11,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import Settings, load_settings, store_uri
+from .config import Settings, load_settings, store_uri, tracked_by_git, warn_once
 from .errors import EvoError
 from .state import RepoState, open_repo
 
@@ -62,7 +62,17 @@ class RepoContext:
                 raise EvoError(f"venv {path} has no bin/python")
             return path.resolve()
         default = self.root / ".venv"
-        return default.resolve() if (default / "bin" / "python").exists() else None
+        if not (default / "bin" / "python").exists():
+            return None
+        found = default.resolve()
+        # A `.venv` the repository commits is its content: one leading outside the checkout
+        # (a symlink to ~/.local, say) would have the sandbox show that directory. The
+        # person's own untracked link is theirs to make.
+        if not found.is_relative_to(self.root.resolve()) and tracked_by_git(self.root, ".venv"):
+            warn_once("evoagent: ignoring .venv: the repository commits it and it leads outside "
+                      "the repository; set venv in your own config to use a virtualenv there")
+            return None
+        return found
 
     def has_commits(self) -> bool:
         proc = subprocess.run(

@@ -8,12 +8,16 @@ A script is a list of steps, consumed one per call. A step is
 - a callable `(messages, tools) -> reply`, for replies that depend on the prompt;
 - an exception instance, raised by that call (e.g. litellm.RateLimitError to test retries).
 
-`register_script(name, steps)` registers a script in-process; `scripted/path/to/script.json`
+`register_script(name, steps)` registers a script in-process; `scripted/<absolute path>.json`
 (or .yaml/.yml) loads one from a file: a list of steps, or `{"steps": [...]}`. A
-`scripted/path/to/policy.py` is a *policy*: a module whose `respond(messages, tools)` answers
+`scripted/<absolute path>.py` is a *policy*: a module whose `respond(messages, tools)` answers
 every call from the conversation so far. It holds no position, so one policy serves any
 number of runs at once, in worker processes and on Ray workers alike (the benchmark's case). Usage is
 deterministic: len(text) // 4 tokens. Running past the end raises `ScriptExhausted`.
+
+A script file is named by an absolute path only: a relative one would resolve against the
+directory evoagent runs in, usually a repository, and import whatever file it put there. The
+model name itself is a person-only setting (agent/config.py), never the repository's.
 
 litellm's CustomLLM path keeps tool calls: a non-streaming call returns a full
 `litellm.ModelResponse` whose `choices[0].message.tool_calls` litellm hands back untouched;
@@ -159,14 +163,41 @@ def unregister_script(name: str) -> None:
         _scripts.pop(name, None)
 
 
+STEP_FILE_SUFFIXES = (".json", ".yaml", ".yml")
+POLICY_SUFFIX = ".py"
+
+
+def script_file(name: str) -> Path | None:
+    """The file behind script `name`, or None when the name is not a file's (a script
+    registered in-process). Raises ScriptError for a relative path."""
+    if not name.endswith((*STEP_FILE_SUFFIXES, POLICY_SUFFIX)):
+        return None
+    path = Path(name)
+    if not path.is_absolute():
+        raise ScriptError(
+            f"scripted model {name!r}: a script file needs an absolute path (a relative one "
+            "would load a file from the repository evoagent runs in)"
+        )
+    return path
+
+
+def check_name(name: str) -> None:
+    """Raise ScriptError unless `name` is registered or an absolute script file path."""
+    with _registry_lock:
+        if name in _scripts:
+            return
+    script_file(name)
+
+
 def get_script(name: str) -> Script:
     """The registered script `name`, loading it from a file the first time if it is a path."""
     with _registry_lock:
         script = _scripts.get(name)
-        if script is None and name.endswith((".json", ".yaml", ".yml")):
-            script = _scripts[name] = Script(name, load_steps(Path(name)))
-        elif script is None and name.endswith(".py"):
-            script = _scripts[name] = PolicyScript(name, load_policy(Path(name)))
+        path = script_file(name) if script is None else None
+        if path is not None and name.endswith(STEP_FILE_SUFFIXES):
+            script = _scripts[name] = Script(name, load_steps(path))
+        elif path is not None:
+            script = _scripts[name] = PolicyScript(name, load_policy(path))
     if script is None:
         known = ", ".join(sorted(_scripts)) or "none"
         raise _error("NotFoundError", f"no script named {name!r} (registered: {known})")

@@ -7,6 +7,15 @@ outcome: a later attempt that breaks more tests never wins. When the winning pat
 changes tests, the kernel also checks that those tests fail without the code change (the
 issue was reproduced) and pass with it.
 
+The change under test must not decide its own verdict. Each attempt's patch goes through the
+patch policy first (`patch_policy`): what may never be delivered is dropped (`.git`,
+`.evoagent/`, protected paths, nested repositories, symlinks out of the repository), and the
+changes to test infrastructure (conftest.py, pytest configuration, sitecustomize, .pth files,
+modules shadowing the test runner) are left out of the deciding run and reported. The deciding
+tests then run on exactly the base plus what is left: the workspace is reset (ignored files
+too) and that patch applied, so nothing the patch does not show (an ignored conftest.py, say)
+can take part.
+
 The genome's hooks may reword the failure digest the model is shown (`failure_digest`) and
 end the run early (`stop`); the kernel's own test results and verdict never go through them.
 """
@@ -21,13 +30,16 @@ from evoagent.memory.commit_names import is_test_path
 from evoagent.sandbox.protocols import Runner
 from evoagent.sandbox.testdetect import TestCommand
 from evoagent.sandbox.testrun import TestRun, run_tests
-from evoagent.sandbox.workspace import Workspace, git
+from evoagent.sandbox.workspace import GitError, Workspace
 
-from .events import DiffProposed, Event, TestResult
+from .events import DiffProposed, Event, PatchFiltered, TestResult
 from .genome import Genome
 from .genome_code import GenomeHooks, tests_summary
 from .loop import AgentLoop, AttemptOutcome, LoopConfig
 from .model import Model
+from .patch_policy import PatchReview, review_patch
+from .patch_sections import join as join_patch
+from .patch_sections import split as split_patch
 from .tools.base import ToolContext
 from .usage import BudgetExhausted
 
@@ -39,6 +51,14 @@ class Attempt:
     outcome: AttemptOutcome
     tests: TestRun | None
     diff: str
+    """The deliverable patch: the attempt's change after the patch policy."""
+    review: PatchReview | None = None
+    """What the policy dropped and what it left out of the deciding run."""
+
+    @property
+    def deciding(self) -> str:
+        """The patch the tests decided on (`diff` minus test infrastructure)."""
+        return self.review.deciding if self.review is not None else self.diff
 
     def failures(self) -> set[str]:
         return set(self.tests.failed + self.tests.errors) if self.tests else set()
@@ -95,8 +115,35 @@ class Solver:
             test_ids=test_ids or (), timeout=self.test_timeout,
         )
 
+    def review(self, sha: str) -> PatchReview:
+        """The attempt at `sha` through the patch policy (the base's files and modes come from
+        git objects, never from the tree the sandbox wrote)."""
+        ws = self.workspace
+        return review_patch(ws.diff(ws.base, sha), self.genome.policy, *base_reader(ws))
+
+    def decide(self, patch: str, test_ids: list[str] | None = None,
+               restore: str | None = None) -> TestRun | None:
+        """The kernel's test run on exactly base + `patch` (the tree reset, ignored files
+        removed), then the workspace put back at `restore`. None without a test command, or
+        when `patch` does not apply to the base (it came from a diff of it, so that is a bug
+        worth a note, not a verdict)."""
+        if self.test_command is None:
+            return None
+        ws = self.workspace
+        try:
+            ws.reset_to(ws.base, ignored=True)
+            ws.apply(patch)
+            return self.run_tests(test_ids)
+        except GitError as exc:
+            self._notes.append(f"the deciding patch did not apply: {str(exc)[:200]}")
+            return None
+        finally:
+            if restore is not None:
+                ws.reset_to(restore)
+
     def solve(self, system_prompt: str, task_prompt: str) -> SolveResult:
         loop_settings = self.genome.settings.loop
+        self._notes: list[str] = []
         before = self.run_tests()
         loop = AgentLoop(
             self.model, self.ctx,
@@ -116,10 +163,15 @@ class Solver:
                 budget_reason = exc.message
                 outcome = AttemptOutcome(f"(budget exhausted: {exc.reason})", 0, False)
             sha = self.workspace.checkpoint(f"evoagent attempt {number}")
-            diff = self.workspace.diff_since_base()
-            self.emit(DiffProposed(diff, number))
-            tests = self.run_tests()
-            attempt = Attempt(number, sha, outcome, tests, diff)
+            review = self.review(sha)
+            if review.dropped or review.infrastructure:
+                self.emit(PatchFiltered(
+                    number, [f"{d.path}: {d.reason}" for d in review.dropped],
+                    [f"{c.path}: {c.reason}" for c in review.infrastructure],
+                ))
+            self.emit(DiffProposed(review.kept, number))
+            tests = self.decide(review.deciding, restore=sha)
+            attempt = Attempt(number, sha, outcome, tests, review.kept, review)
             attempts.append(attempt)
             if tests is not None:
                 self.emit(TestResult(
@@ -149,7 +201,8 @@ class Solver:
         best = min(attempts, key=lambda a: a.rank(before)) if attempts else None
         if best is not None:
             self.workspace.reset_to(best.sha)
-        result = SolveResult("not_fixed", attempts, best, before, budget_reason=budget_reason)
+        result = SolveResult("not_fixed", attempts, best, before, budget_reason=budget_reason,
+                             notes=self._notes)
         if best is not None and best.diff.strip() and best.tests is not None:
             result.reproduction = self._reproduce(best)
         result.status = self._status(result)
@@ -174,7 +227,7 @@ class Solver:
         failing_before = set(before.failed + before.errors) if before else set()
         if after - failing_before:
             return False
-        touched = _touched_tests(attempt.diff)
+        touched = _touched_tests(attempt.deciding)
         if any(f.split("::")[0] in touched for f in after):
             return False
         fixed_some = bool(failing_before - after)
@@ -221,21 +274,17 @@ class Solver:
         )
 
     def _reproduce(self, best: Attempt) -> Reproduction | None:
-        """Run the patch's own tests on the code without the fix: they should fail there."""
-        tests = _touched_tests(best.diff)
+        """Run the patch's own tests on the code without the fix: they should fail there.
+        Both runs decide on base + a patch, like every verdict (`decide`)."""
+        tests = _touched_tests(best.deciding)
         if not tests:
             return None
-        code_files = [p for p in _diff_paths(best.diff) if not is_test_path(p)]
-        if not code_files:
+        sections = split_patch(best.deciding).sections
+        if all(is_test_path(s.new_path or s.old_path or "") for s in sections):
             return None
-        try:
-            git(self.workspace.path, "checkout", "-q", self.workspace.base, "--", *code_files)
-            without = self.run_tests(tests)
-        except Exception:  # a file the fix created has no base version: restore below
-            without = None
-        finally:
-            self.workspace.reset_to(best.sha)
-        with_fix = self.run_tests(tests)
+        tests_only = join_patch(s for s in sections if is_test_path(s.new_path or s.old_path or ""))
+        without = self.decide(tests_only, tests, restore=best.sha)
+        with_fix = self.decide(best.deciding, tests, restore=best.sha)
         return Reproduction(
             tests,
             failed_without_fix=bool(without and not without.ok),
@@ -244,7 +293,23 @@ class Solver:
 
 
 def _diff(workspace: Workspace, old: str, new: str) -> str:
-    return git(workspace.path, "diff", "--no-color", "--stat", "-p", old, new)[-4000:]
+    return workspace.diff(old, new, "--stat", "-p")[-4000:]
+
+
+def base_reader(ws: Workspace) -> tuple[Callable[[str], str | None], Callable[[str], str | None]]:
+    """(old_text, old_mode) of the workspace's base for `review_patch`, read from git."""
+
+    def old_text(path: str) -> str | None:
+        try:
+            return ws.git("cat-file", "blob", f"{ws.base}:{path}")
+        except GitError:
+            return None
+
+    def old_mode(path: str) -> str | None:
+        entry = ws.git("ls-tree", "-z", ws.base, "--", path).split("\0")[0]
+        return entry.split(" ", 1)[0] if entry else None
+
+    return old_text, old_mode
 
 
 def _diff_paths(diff: str) -> list[str]:
@@ -270,9 +335,16 @@ def summarize(result: SolveResult) -> dict[str, Any]:
             "exit_code": run.exit_code, "junit": run.junit_found,
         }
 
+    review = result.best.review if result.best else None
     return {
         "before": counts(result.before),
         "after": counts(result.best.tests if result.best else None),
+        "policy": None if review is None else {
+            "dropped": [{"path": d.path, "reason": d.reason} for d in review.dropped],
+            "left_out_of_verdict": [{"path": c.path, "reason": c.reason}
+                                    for c in review.infrastructure],
+        },
+        "notes": result.notes,
         "reproduction": (
             None if result.reproduction is None else {
                 "tests": result.reproduction.tests,

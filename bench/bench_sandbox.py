@@ -4,7 +4,11 @@
 
 1. Command overhead: median wall time of `true` through BwrapRunner (bubblewrap, limits, output
    capture) minus a bare `subprocess.run(["true"])`, over `--runs` runs. Target <= 30 ms.
-2. Workspace creation on a large repository: the bare sympy mirror is cloned locally with
+2. Running as an unprivileged user (root callers only): on a clone of the sympy mirror, the
+   first ACL pass over the whole tree, the pass before each later command (nothing changed,
+   then after the host rewrote 20 files), and sandboxed `true` in that tree as the sandbox
+   user against `run_as="0"` (root, no ACL pass), alternating, over `--runs` runs.
+3. Workspace creation on a large repository: the bare sympy mirror is cloned locally with
    `git clone --shared` into a temp dir, one tracked file is modified and one untracked file
    added, then `Workspace.create` (HEAD + those changes) is timed against a bare
    `git worktree add --detach` of the same commit, alternating, `--ws-runs` times each.
@@ -15,6 +19,7 @@ Figures only; nothing here asserts a time.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
@@ -22,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from evoagent.sandbox.acl import Granter
 from evoagent.sandbox.bwrap import BwrapRunner, bwrap_path
 from evoagent.sandbox.config import SandboxConfig
 from evoagent.sandbox.workspace import Workspace
@@ -55,7 +61,59 @@ def bench_overhead(runs: int) -> None:
     print(f"overhead           median {median_ms(boxed) - median_ms(bare):6.2f} ms (target <= 30)")
 
 
+def bench_unprivileged(mirror: Path, runs: int) -> None:
+    if bwrap_path() is None or os.geteuid() != 0:
+        print("not root (or no bwrap): unprivileged-user benchmark skipped")
+        return
+    if not mirror.exists():
+        print(f"{mirror} not found: unprivileged-user benchmark skipped")
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="evoagent-bench-"))
+    try:
+        tree = tmp / "tree"
+        subprocess.run(["git", "clone", "-q", "--shared", str(mirror), str(tree)], check=True)
+        entries = sum(len(dirs) + len(files) for _, dirs, files in os.walk(tree))
+        granter = Granter()
+        start = time.perf_counter()
+        granter.grant(tree, 65534)
+        first = time.perf_counter() - start
+        unchanged, rewritten = [], []
+        sources = sorted(tree.rglob("*.py"))[:20]
+        for _ in range(runs):
+            start = time.perf_counter()
+            granter.grant(tree, 65534)
+            unchanged.append(time.perf_counter() - start)
+            for source in sources:  # the host rewrites files the way the edit tool does
+                temp = source.with_suffix(".tmp")
+                temp.write_bytes(source.read_bytes())
+                os.replace(temp, source)
+            start = time.perf_counter()
+            granter.grant(tree, 65534)
+            rewritten.append(time.perf_counter() - start)
+        print(f"tree: {entries} entries")
+        print(f"first ACL pass     {first * 1000:7.1f} ms")
+        print(f"later pass         median {median_ms(unchanged):6.2f} ms (nothing changed)")
+        print(f"later pass         median {median_ms(rewritten):6.2f} ms (20 files rewritten)")
+        dropped = BwrapRunner(SandboxConfig(writable=(tree,)))
+        as_root = BwrapRunner(SandboxConfig(writable=(tree,), run_as="0"))
+        dropped.run(["true"], tree)
+        as_root.run(["true"], tree)
+        times: dict[str, list[float]] = {"sandbox user": [], "root": []}
+        for _ in range(runs):
+            for name, runner in (("sandbox user", dropped), ("root", as_root)):
+                start = time.perf_counter()
+                result = runner.run(["true"], tree)
+                times[name].append(time.perf_counter() - start)
+                assert result.exit_code == 0, result.output
+        for name, values in times.items():
+            print(f"true as {name:12s} median {median_ms(values):6.2f} ms")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def bench_workspace(mirror: Path, runs: int) -> None:
+    if runs < 1:
+        return
     if not mirror.exists():
         print(f"{mirror} not found: workspace benchmark skipped")
         return
@@ -110,6 +168,7 @@ def main() -> None:
     parser.add_argument("--mirror", type=Path, default=MIRROR)
     args = parser.parse_args()
     bench_overhead(args.runs)
+    bench_unprivileged(args.mirror, args.runs)
     bench_workspace(args.mirror, args.ws_runs)
 
 

@@ -211,8 +211,10 @@ class KnowledgeStore:
         return json.loads(self.memory.get_meta(MIGRATIONS_KEY) or "[]")
 
     def _migrate(self) -> None:
-        """Apply pending migration steps (the caller holds the write lock)."""
-        applied = self._applied()
+        """Apply pending migration steps (the caller holds the write lock). A missing table
+        starts again from the first step: it was never made, or a rebuild moved it aside."""
+        missing = self.memory.open_table(KNOWLEDGE) is None
+        applied = [] if missing else self._applied()
         for step in MIGRATIONS:
             if step.__name__ not in applied:
                 step(self.memory)
@@ -222,13 +224,13 @@ class KnowledgeStore:
     def _table(self, create: bool = False):
         """The knowledge table at its latest version; None when absent and not created."""
         if self._table_obj is not None:
-            self._table_obj.checkout_latest()
+            self.memory.guarded(KNOWLEDGE, self._table_obj.checkout_latest)
             return self._table_obj
         exists = self.memory.open_table(KNOWLEDGE) is not None
         if not exists and not create:
             return None
         pending = [s for s in MIGRATIONS if s.__name__ not in self._applied()]
-        if pending:
+        if pending or not exists:
             with self.memory.write_lock():
                 self._migrate()
         self._table_obj = self.memory.open_table(KNOWLEDGE)
@@ -250,17 +252,19 @@ class KnowledgeStore:
         import pyarrow as pa
 
         table = self._table(create=True)
+        row = pa.Table.from_pylist([record.to_row()], schema=table.schema)
         with self.memory.write_lock():
-            table.add(pa.Table.from_pylist([record.to_row()], schema=table.schema))
-            self._index(table)
+            self.memory.guarded(KNOWLEDGE, lambda: table.add(row), retry=False)
+            self.memory.guarded(KNOWLEDGE, lambda: self._index(self._table()), heal_index=True)
         return self.get(record.id) or record
 
     def _transition(self, record: Knowledge, values: dict[str, str]) -> Knowledge:
         """Change one active record's status in one atomic update, only if still active."""
         table = self._table()
+        where = f"id = {_quote(record.id)} AND status = 'active'"
         with self.memory.write_lock():
-            result = table.update(
-                where=f"id = {_quote(record.id)} AND status = 'active'", values=values
+            result = self.memory.guarded(
+                KNOWLEDGE, lambda: table.update(where=where, values=values), retry=False
             )
         updated = getattr(result, "rows_updated", None)
         fresh = self.get(record.id)
@@ -278,8 +282,11 @@ class KnowledgeStore:
         values = {"status": "retracted", "retracted_reason": reason.strip()}
         if record.status == "superseded":
             table = self._table()
+            where = f"id = {_quote(record.id)}"
             with self.memory.write_lock():
-                table.update(where=f"id = {_quote(record.id)}", values=values)
+                self.memory.guarded(
+                    KNOWLEDGE, lambda: table.update(where=where, values=values), retry=False
+                )
             return self.require(record.id)
         return self._transition(record, values)
 
@@ -299,8 +306,11 @@ class KnowledgeStore:
         table = self._table()
         if not wanted or table is None:
             return
+        where, values_sql = f"id IN ({_id_list(wanted)})", {column: f"{column} + 1"}
         with self.memory.write_lock():
-            table.update(where=f"id IN ({_id_list(wanted)})", values_sql={column: f"{column} + 1"})
+            self.memory.guarded(
+                KNOWLEDGE, lambda: table.update(where=where, values_sql=values_sql), retry=False
+            )
 
     def mark_used(self, ids: Iterable[str]) -> None:
         """Count one more time these records were shown to the agent."""
@@ -317,13 +327,15 @@ class KnowledgeStore:
         return 0 if table is None else table.count_rows()
 
     def _rows(self, where: str | None = None) -> list[Knowledge]:
-        table = self._table()
-        if table is None:
+        if self._table() is None:
             return []
-        search = table.search().limit(max(table.count_rows(), 1))
-        if where:
-            search = search.where(where)
-        return [Knowledge.from_row(r) for r in search.to_list()]
+
+        def read() -> list[dict[str, Any]]:
+            table = self._table()
+            search = table.search().limit(max(table.count_rows(), 1))
+            return (search.where(where) if where else search).to_list()
+
+        return [Knowledge.from_row(r) for r in self.memory.guarded(KNOWLEDGE, read)]
 
     def get(self, id: str) -> Knowledge | None:
         """The record with this id or unique id prefix; None when nothing matches."""
@@ -371,10 +383,9 @@ class KnowledgeStore:
         want = k if as_of is None else k * 3
         hits: list[KnowledgeHit] = []
         for _ in range(6):
-            search = table.search(cleaned, query_type="fts").limit(want)
-            search = search.where("status = 'active'", prefilter=True)
-            with _quiet_lance():
-                rows = search.to_list()
+            rows = self.memory.guarded(
+                KNOWLEDGE, lambda want=want: self._fts(cleaned, want), heal_index=True
+            )
             hits = []
             for row in rows:
                 record = Knowledge.from_row(row)
@@ -385,6 +396,12 @@ class KnowledgeStore:
                 break
             want *= 4
         return hits[:k]
+
+    def _fts(self, query: str, limit: int) -> list[dict[str, Any]]:
+        search = self._table().search(query, query_type="fts").limit(limit)
+        search = search.where("status = 'active'", prefilter=True)
+        with _quiet_lance():
+            return search.to_list()
 
 
 def _visible(record: Knowledge, as_of: AsOf) -> bool:

@@ -3,20 +3,33 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import pwd
 import shlex
 import shutil
-import sys
+import stat
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from evoagent.sandbox.acl import AclUnsupported, Granter
 from evoagent.sandbox.capture import execute
 from evoagent.sandbox.config import SandboxConfig
 from evoagent.sandbox.env import sandbox_env
 from evoagent.sandbox.limits import Limits
 from evoagent.sandbox.protocols import CommandResult
+from evoagent.sandbox.run_as import (
+    SandboxUser,
+    cap_args,
+    sandbox_user,
+    setpriv_argv,
+    still_root,
+    usable_setpriv,
+)
+from evoagent.sandbox.toolchains import is_virtualenv, toolchain_paths
+
+log = logging.getLogger(__name__)
 
 # Sockets that hand out power over the host even without a network namespace.
 HOST_SOCKETS = (
@@ -59,42 +72,65 @@ def home_dirs() -> list[Path]:
     return [home for home in dict.fromkeys(homes) if home != Path("/")]
 
 
-# Tool installs under a home directory that hold no credentials; shown read-only so pyenv,
-# rustup, nvm, uv and Go toolchains keep working behind the tmpfs home.
-TOOLCHAIN_DIRS = (
-    ".pyenv",
-    ".rustup",
-    ".cargo/bin",
-    ".cargo/registry",
-    ".nvm",
-    ".local/bin",
-    ".local/share/uv/python",
-    "go/pkg/mod",
-    "sdk",
-)
+def ro_bind_plan(
+    pairs: Sequence[tuple[Path, Path]],
+) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """The (source, destination) pairs that are safe to mount read-only, and a note for each
+    one that is not. bwrap follows a symlink at (or on the way to) a destination, and the
+    sandbox may have planted one in its workspace: mounting there could cover any directory it
+    points to. Such a bind is left out rather than failing the call, so the command that
+    repairs the workspace can still run; nothing outside is exposed either way."""
+    safe: list[tuple[Path, Path]] = []
+    notes: list[str] = []
+    for source, dest in pairs:
+        source, dest = Path(source).resolve(), Path(os.path.abspath(dest))
+        if not source.exists():
+            continue
+        problem = _destination_problem(source, dest)
+        if problem:
+            notes.append(f"[evoagent: {dest} {problem}: {source} was not mounted there]")
+        else:
+            safe.append((source, dest))
+    return safe, notes
 
 
-def toolchain_paths(homes: Sequence[Path], path_var: str, venv: Path | None) -> list[Path]:
-    """Directories under a hidden root (a home, /tmp) that commands need: PATH entries, the
-    venv's base Python, the interpreter running evoagent (a checkout in /tmp keeps its venv
-    there) and the known toolchain roots."""
-    roots = [*homes, Path("/tmp").resolve(), Path("/var/tmp").resolve()]
-    found = [Path(entry).resolve() for entry in path_var.split(":") if entry]
-    found += [Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve()]
-    found += [home / rel for home in homes for rel in TOOLCHAIN_DIRS]
-    if venv is not None:
-        found.append(Path(venv, "bin", "python").resolve().parent.parent)
-        cfg = Path(venv, "pyvenv.cfg")
-        if cfg.is_file():
-            for line in cfg.read_text().splitlines():
-                key, _, value = line.partition("=")
-                if key.strip() == "home" and value.strip():
-                    found.append(Path(value.strip()).resolve().parent)
-    return [
-        p
-        for p in dict.fromkeys(found)
-        if p.is_dir() and any(p.is_relative_to(r) and p != r for r in roots)
-    ]
+def _destination_problem(source: Path, dest: Path) -> str | None:
+    """Why `dest` may not receive a bind of `source` (None: it may). Each existing component
+    is checked without following links; missing ones are created by bwrap as mount points."""
+    if len(dest.parts) < 2:
+        return "is the root directory"
+    current, mode = Path(dest.anchor), 0
+    for index, part in enumerate(dest.parts[1:], start=1):
+        current = current / part
+        try:
+            mode = os.lstat(current).st_mode
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            return f"cannot be checked ({exc.strerror})"
+        if stat.S_ISLNK(mode):
+            return "is a symlink or lies beyond one"
+        if index < len(dest.parts) - 1 and not stat.S_ISDIR(mode):
+            return "lies beyond a file that is not a directory"
+    if stat.S_ISDIR(mode) != source.is_dir():
+        return "is not of the same type as its source"
+    return None
+
+
+def _mount_point_dirs(dest: Path, tmpfs: Sequence[Path], bound: Sequence[Path]) -> list[str]:
+    """`--dir` for each parent of a bind destination that lies in a hiding tmpfs: bwrap would
+    create it mode 0700, which only root may cross. A parent inside an earlier bind is left
+    alone (it exists there, or bwrap could not create it anyway)."""
+    args: list[str] = []
+    for parent in reversed(dest.parents):
+        holders = [(m, True) for m in bound if parent.is_relative_to(m)]  # a tie: the bind
+        holders += [(m, False) for m in tmpfs if parent.is_relative_to(m)]
+        if not holders:
+            continue
+        innermost, is_bind = max(holders, key=lambda item: _depth(item[0]))
+        if parent != innermost and not is_bind:
+            args += ["--dir", str(parent)]
+    return args
 
 
 def _depth(path: Path) -> int:
@@ -112,30 +148,54 @@ class BwrapRunner:
         if self.bwrap is None:
             raise RuntimeError("bubblewrap (bwrap) is not installed")
 
-    def argv(self, inner: Sequence[str], cwd: Path, writable: Sequence[Path] = ()) -> list[str]:
-        """The full bwrap command line for `inner` (exposed for tests and debugging)."""
+    def argv(
+        self,
+        inner: Sequence[str],
+        cwd: Path,
+        writable: Sequence[Path] = (),
+        user: SandboxUser | None = None,
+        setpriv: str = "setpriv",
+    ) -> list[str]:
+        """The full bwrap command line for `inner`, run as `user` when given (exposed for
+        tests and debugging)."""
         config = self.config
         homes = home_dirs()
         hidden = ["/tmp", "/var/tmp", *map(str, homes)]
         hidden.append("/run" if not config.allow_network else "/run/user")
         hidden += [str(Path(p).resolve()) for p in config.hidden]
+        # The unprivileged user needs what root got for free: a writable /tmp, HOME, /dev/shm.
+        perms = {"/tmp": "1777", "/var/tmp": "1777", **{str(h): "0777" for h in homes}}
         args = [self.bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+        if user is not None:
+            args += ["--perms", "1777", "--tmpfs", "/dev/shm"]
         for path in sorted(dict.fromkeys(hidden), key=lambda p: _depth(Path(p))):
             if os.path.isdir(path):
+                if user is not None and path in perms:
+                    args += ["--perms", perms[path]]
                 args += ["--tmpfs", path]
         if config.allow_network:
             for sock in HOST_SOCKETS:
                 if os.path.exists(sock):
                     args += ["--ro-bind", "/dev/null", sock]
         path_var = {**os.environ, **config.env}.get("PATH", "")
-        shown = [*config.readable, *toolchain_paths(homes, path_var, config.venv)]
+        covered = [*homes, Path("/tmp"), Path("/var/tmp"), *config.hidden]
+        shown = [*config.readable, *toolchain_paths(homes, path_var, config.venv, config.hidden)]
         binds = [("--ro-bind", Path(p).resolve()) for p in shown]
-        if config.venv is not None:
+        if config.venv is not None and is_virtualenv(config.venv, covered):
             binds.append(("--ro-bind", Path(config.venv).resolve()))
         binds += [("--bind", Path(p).resolve()) for p in (*config.writable, *writable)]
+        tmpfs = [Path(h) for h in hidden if os.path.isdir(h)]
+        bound: list[Path] = []
         for flag, path in sorted(binds, key=lambda item: _depth(item[1])):
             if path.exists():
+                if user is not None:
+                    args += _mount_point_dirs(path, tmpfs, bound)
                 args += [flag, str(path), str(path)]
+                bound.append(path)
+        for source, dest in ro_bind_plan(config.ro_binds)[0]:
+            if user is not None:
+                args += _mount_point_dirs(dest, tmpfs, bound)
+            args += ["--ro-bind", str(source), str(dest)]
         for path in config.hidden:  # the user's repository: hidden and not writable either
             if Path(path).is_dir():
                 args += ["--remount-ro", str(Path(path).resolve())]
@@ -143,11 +203,16 @@ class BwrapRunner:
         if not config.allow_network:
             args.append("--unshare-net")
         args += ["--die-with-parent", "--new-session"]
-        if os.getuid() == 0:
+        if user is not None:
+            # Only what setpriv needs to become `user`; it drops them all before the command.
+            args += cap_args()
+        elif os.getuid() == 0:
             # Root keeps every capability inside by default, enough to remount / read-write.
             args += ["--cap-drop", "ALL"]
-        args += ["--chdir", str(Path(cwd).resolve()), "--", *inner]
-        return args
+        args += ["--chdir", str(Path(cwd).resolve()), "--"]
+        if user is not None:
+            args += setpriv_argv(setpriv, user)
+        return [*args, *inner]
 
     def run(
         self,
@@ -159,11 +224,50 @@ class BwrapRunner:
     ) -> CommandResult:
         inner, display = shell_argv(command)
         full_env, limits = call_settings(self.config, timeout, env)
-        return execute(
-            self.argv(inner, cwd, writable),
+        user, setpriv = self._drop_to(writable)
+        notes = ro_bind_plan(self.config.ro_binds)[1]  # before the command may change them
+        for note in notes:
+            log.warning("sandbox: %s", note.strip("[]"))
+        if user is not None:
+            # git refuses a repository owned by another user; here every one is the host's.
+            # (Command-line scope, the only one besides system/global that may set this.)
+            given = full_env.get("GIT_CONFIG_PARAMETERS")
+            full_env["GIT_CONFIG_PARAMETERS"] = " ".join(filter(None, ["'safe.directory=*'", given]))
+        result = execute(
+            self.argv(inner, cwd, writable, user, setpriv or "setpriv"),
             display=display,
             cwd=None,
             env=full_env,
             limits=limits,
             isolated=True,
         )
+        if notes:
+            result = replace(result, output=result.output + "\n" + "\n".join(notes) + "\n")
+        return result
+
+    def _drop_to(self, writable: Sequence[Path]) -> tuple[SandboxUser | None, str | None]:
+        """The user this call runs as (None: the caller's uid) and setpriv's path. As root,
+        the writable directories are first granted to that user through ACLs; where that or
+        setpriv is impossible, the call runs as root after a one-time warning."""
+        user = sandbox_user(self.config.run_as)
+        if user is None:
+            return None, None
+        setpriv = usable_setpriv(str(self.bwrap), user)
+        if setpriv is None:
+            return None, None
+        skip = [Path(os.path.abspath(dest)) for _, dest in self.config.ro_binds]
+        for root in (*self.config.writable, *writable):
+            if not Path(root).is_dir():
+                continue
+            try:
+                GRANTER.grant(Path(root), user.uid, skip)
+            except AclUnsupported as exc:
+                if str(root) not in _acl_warned:
+                    _acl_warned.add(str(root))
+                    still_root(f"{root} cannot hold POSIX ACLs ({exc.strerror})")
+                return None, None
+        return user, setpriv
+
+
+GRANTER = Granter()
+_acl_warned: set[str] = set()

@@ -28,3 +28,12 @@ class SandboxConfig:
     """A virtualenv to activate: VIRTUAL_ENV is set and its bin/ put first on PATH."""
     env: dict[str, str] = field(default_factory=dict)
     """Extra variables for every command; secret-looking names are dropped."""
+    run_as: str | None = None
+    """Who commands run as when evoagent runs as root: `uid[:gid]` or a user name; default
+    EVOAGENT_SANDBOX_USER, else 65534 (nobody); `0` keeps root (see run_as.py)."""
+    ro_binds: tuple[tuple[Path, Path], ...] = ()
+    """(source, destination) pairs shown read-only, mounted after the writable directories so
+    a destination inside the workspace wins (a workspace's git directory at `<tree>/.git`).
+    A missing destination is created as a mount point; one that is a symlink, lies beyond one
+    or is of another type than its source is not mounted (the command runs without it and
+    its output says so). The unisolated runner ignores them."""

@@ -1,4 +1,9 @@
-"""Parse per-test outcomes from JUnit XML (pytest, gotestsum) and `go test -json` streams."""
+"""Parse per-test outcomes from JUnit XML (pytest, gotestsum) and `go test -json` streams.
+
+The report files are written by the repository's tests inside the sandbox, so they are read
+with `read_untrusted` (`read_report`): a link, FIFO or oversized file is "no report", never
+followed to a host file whose bytes would become test messages.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,22 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
+from evoagent.sandbox.untrusted_files import UntrustedFileError, read_untrusted
+
 RANK = {"passed": 0, "skipped": 1, "failed": 2, "errors": 3}
+REPORT_BYTES = 64 << 20
+"""A report larger than this is treated as missing (a suite's JUnit XML with captured output
+can be tens of MB; more is not a report worth parsing)."""
+
+
+def read_report(path: Path, root: Path) -> bytes | None:
+    """The bytes of a report file under `root` that sandboxed code wrote, or None when there is
+    no report that can be read safely: missing, a link (there or above it, up to `root`), not a
+    regular file, or larger than REPORT_BYTES."""
+    try:
+        return read_untrusted(path, REPORT_BYTES, root=root)
+    except UntrustedFileError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -55,10 +75,11 @@ def _pytest_id(case: ET.Element, files: dict[str, str]) -> str:
     return "::".join(part for part in (file, *rest.split("."), name) if part)
 
 
-def parse_junit(path: Path) -> list[Outcome]:
+def parse_junit(report: bytes | Path) -> list[Outcome]:
     """Outcomes in file order; a test reported twice (call failed, teardown errored) keeps
-    its worst status."""
-    root = ET.parse(path).getroot()
+    its worst status. `report` is the XML (from `read_report`) or a file read the same way."""
+    data = report if isinstance(report, bytes) else read_untrusted(Path(report), REPORT_BYTES)
+    root = ET.fromstring(data)
     cases = list(root.iter("testcase"))
     files: dict[str, str] = {}
     for case in cases:  # the test files whose own tests name them (file matches classname)

@@ -8,17 +8,27 @@ How the process limit holds (see README.md):
   the sandbox's processes every `WATCH_INTERVAL` seconds and kills the whole sandbox past the
   limit. The watchdog cannot stop a fork bomb from briefly exceeding the limit; the wall-time
   limit and the pid namespace (killing its init kills every process in it) still bound it.
+
+Every cgroup is removed once its tasks are gone (PidsCgroup.close), and empty ones that crashed
+runs of this user left behind are swept (sweep_stale).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import logging
 import os
 import resource
+import stat
+import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 WATCH_INTERVAL = 0.1
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -94,6 +104,18 @@ def _own_cgroup_dirs() -> list[Path]:
     return dirs
 
 
+# How long `close` keeps retrying the rmdir of a cgroup whose tasks are still dying, and
+# how old an empty `evoagent-*` cgroup must be before another run sweeps it away (one this
+# young may belong to a concurrent run that has not joined it yet).
+REMOVE_SECONDS = 2.0
+STALE_SECONDS = 60.0
+_lock = threading.Lock()
+_swept: set[Path] = set()
+"""Parents whose stale cgroups this process has already swept."""
+_leftovers: list[Path] = []
+"""Cgroups `close` gave up on; retried at the next `create`."""
+
+
 class PidsCgroup:
     """A throwaway pids cgroup with `pids.max` set; `create` returns None where we may not."""
 
@@ -102,9 +124,16 @@ class PidsCgroup:
 
     @classmethod
     def create(cls, max_processes: int) -> PidsCgroup | None:
+        with _lock:
+            _leftovers[:] = [stale for stale in _leftovers if not _try_rmdir(stale)]
         for parent in _own_cgroup_dirs():
             if not os.access(parent, os.W_OK):
                 continue
+            with _lock:
+                sweep = parent not in _swept
+                _swept.add(parent)
+            if sweep:
+                sweep_stale(parent)
             path = parent / f"evoagent-{uuid.uuid4().hex[:12]}"
             try:
                 path.mkdir()
@@ -125,20 +154,78 @@ class PidsCgroup:
             return None
 
     def close(self) -> None:
-        """Kill whatever is left in the cgroup and remove it."""
-        for _ in range(50):
+        """Kill whatever is left in the cgroup and remove it. Killed tasks leave the cgroup
+        only once they are fully gone, and until then rmdir fails with EBUSY: retry with a
+        short backoff, for at most REMOVE_SECONDS (then a later `create` retries)."""
+        deadline = time.monotonic() + REMOVE_SECONDS
+        delay = 0.001
+        while True:
             try:
                 pids = [int(p) for p in (self.path / "cgroup.procs").read_text().split()]
-            except OSError:
+            except FileNotFoundError:
                 return
-            if not pids:
-                break
+            except (OSError, ValueError):
+                pids = []
             for pid in pids:
                 with contextlib.suppress(OSError):
                     os.kill(pid, 9)
-            os.sched_yield()
-        with contextlib.suppress(OSError):
-            self.path.rmdir()
+            if not pids and not _populated(self.path):
+                try:
+                    self.path.rmdir()
+                    return
+                except FileNotFoundError:
+                    return
+                except OSError as exc:
+                    if exc.errno != errno.EBUSY:
+                        log.debug("sandbox: cannot remove cgroup %s: %s", self.path, exc)
+                        return
+            if time.monotonic() >= deadline:
+                log.debug("sandbox: cgroup %s still busy; removing it later", self.path)
+                with _lock:
+                    _leftovers.append(self.path)
+                return
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+
+def _populated(path: Path) -> bool:
+    """cgroup v2 says whether any task (a dying one included) is left; v1 has no such file
+    and relies on an empty `cgroup.procs` and the EBUSY retry."""
+    try:
+        events = (path / "cgroup.events").read_text().split()
+    except OSError:
+        return False
+    return "populated" in events and events[events.index("populated") + 1] != "0"
+
+
+def _try_rmdir(path: Path) -> bool:
+    """Remove an empty cgroup; True when it is gone. A cgroup with tasks refuses (EBUSY)."""
+    try:
+        path.rmdir()
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def sweep_stale(parent: Path) -> None:
+    """Remove the empty `evoagent-*` cgroups under `parent` that earlier runs of this user left
+    behind (a crash, a kill -9). Only this user's, only those older than STALE_SECONDS, and
+    rmdir itself refuses any that still holds a task."""
+    uid, now = os.geteuid(), time.time()
+    try:
+        names = [name for name in os.listdir(parent) if name.startswith("evoagent-")]
+    except OSError:
+        return
+    for name in names:
+        path = parent / name
+        try:
+            info = os.lstat(path)
+        except OSError:
+            continue
+        if stat.S_ISDIR(info.st_mode) and info.st_uid == uid and now - info.st_mtime > STALE_SECONDS:
+            _try_rmdir(path)
 
 
 def count_descendants(root_pid: int) -> int:

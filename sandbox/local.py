@@ -30,7 +30,9 @@ class UnisolatedWarning(UserWarning):
 
 
 class LocalRunner:
-    """Runs commands directly on the host (isolated=False in every result)."""
+    """Runs commands directly on the host (isolated=False in every result). Nothing can be
+    hidden or bound without a mount namespace: `hidden`, `readable` and `ro_binds` are
+    ignored, and commands run as the calling user (root stays root)."""
 
     isolated = False
 

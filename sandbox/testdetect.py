@@ -8,9 +8,20 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from evoagent.sandbox.untrusted_files import UntrustedFileError, read_untrusted_text
+
 PYTHON_MARKERS = ("pyproject.toml", "setup.cfg", "pytest.ini", "tox.ini")
 MAKE_TEST_TARGET = re.compile(r"^test\s*:(?!=)", re.MULTILINE)
 NPM_PLACEHOLDER = "no test specified"
+CONFIG_LIMIT = 1 << 20  # bytes of a package.json or Makefile worth reading
+
+
+def _text(path: Path, root: Path) -> str:
+    """A repository file's text, never through a link (it is the repository's content)."""
+    try:
+        return read_untrusted_text(path, CONFIG_LIMIT, root=root)
+    except UntrustedFileError:
+        return ""
 
 
 @dataclass(frozen=True)
@@ -52,15 +63,16 @@ def detect_test_command(root: Path, configured: str | None = None) -> TestComman
     package = root / "package.json"
     if package.is_file():
         try:
-            script = (json.loads(package.read_text()).get("scripts") or {}).get("test")
-        except (ValueError, AttributeError):
+            text = read_untrusted_text(package, CONFIG_LIMIT, root=root)
+            script = (json.loads(text).get("scripts") or {}).get("test")
+        except (ValueError, AttributeError, UntrustedFileError):
             script = None
         if isinstance(script, str) and NPM_PLACEHOLDER not in script:
             return TestCommand(("npm", "test"), "npm", "package.json")
     makefile = next(
         (root / n for n in ("GNUmakefile", "makefile", "Makefile") if (root / n).is_file()), None
     )
-    if makefile and MAKE_TEST_TARGET.search(makefile.read_text(errors="replace")):
+    if makefile and MAKE_TEST_TARGET.search(_text(makefile, root)):
         return TestCommand(("make", "test"), "make", makefile.name)
     if (root / "go.mod").is_file():
         return TestCommand(("go", "test", "./..."), "go", "go.mod")

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.etree.ElementTree import ParseError
 
-from evoagent.sandbox.junit import Outcome, parse_go_json, parse_junit
+from evoagent.sandbox.junit import Outcome, parse_go_json, parse_junit, read_report
 from evoagent.sandbox.protocols import Runner
 from evoagent.sandbox.testdetect import TestCommand, detect_test_command
 
@@ -125,13 +125,16 @@ def run_tests(
         result = runner.run(argv, cwd, timeout=timeout, env=env, writable=(report,))
         outcomes: list[Outcome] = []
         found = False
-        if junit is not None and junit.is_file():
+        # The tests wrote the report in the sandbox: read without following links (junit.py).
+        source = junit or go_json
+        data = read_report(source, report) if source is not None else None
+        if junit is not None and data is not None:
             try:
-                outcomes, found = parse_junit(junit), True
+                outcomes, found = parse_junit(data), True
             except ParseError:  # a half-written report after a kill: exit code only
                 outcomes = []
-        elif go_json is not None and go_json.is_file():
-            outcomes = parse_go_json(go_json.read_text(errors="replace"))
+        elif go_json is not None and data is not None:
+            outcomes = parse_go_json(data.decode("utf-8", "replace"))
             found = bool(outcomes)
     finally:
         shutil.rmtree(report, ignore_errors=True)

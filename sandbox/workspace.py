@@ -1,12 +1,14 @@
 """Workspaces: a private git repository holding a commit plus (optionally) the user's changes.
 
-A workspace is a standalone repository (`git init` + an `objects/info/alternates` entry pointing
-at the user's object store) rather than a linked `git worktree`: git then works fully inside the
-sandbox (add, commit, stash, branch write only to the workspace's own `.git`), while the user's
-repository, object store included, stays read-only. It is also no slower to create (README.md).
-The user's working tree, index, stash and object store are never written: their uncommitted and
-untracked changes are captured through a temporary copy of their index with objects written to
-the workspace's store.
+A workspace is two directories side by side, `<id>/tree` (the work tree the sandbox may write)
+and `<id>/git` (its git directory, which the sandbox may only read, at `tree/.git`). Host-side
+git on a workspace always goes through `hostgit` with both named explicitly: nothing the
+sandbox wrote (a `.git` file, config, hooks, attributes, nested repositories) is read by a git
+process on the host. The repository is standalone (`git init` + an `objects/info/alternates`
+entry pointing at the user's object store) rather than a linked `git worktree`, so the user's
+repository, object store included, stays read-only and hidden. The user's working tree, index,
+stash and object store are never written: their uncommitted and untracked changes are captured
+through a temporary copy of their index with objects written to the workspace's store.
 """
 
 from __future__ import annotations
@@ -19,22 +21,22 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from evoagent.sandbox import hostgit
 from evoagent.sandbox.config import SandboxConfig
+from evoagent.sandbox.hostgit import IDENTITY, GitError
 
-IDENTITY = {
-    "GIT_AUTHOR_NAME": "evoagent",
-    "GIT_AUTHOR_EMAIL": "evoagent@localhost",
-    "GIT_COMMITTER_NAME": "evoagent",
-    "GIT_COMMITTER_EMAIL": "evoagent@localhost",
-}
+# `bare = false` without `worktree`: inside the sandbox, git finds this directory at
+# `tree/.git` and takes its parent as the work tree; on the host it is always told both.
 WORKSPACE_CONFIG = """\
+[core]
+\tbare = false
+\thooksPath = /dev/null
+\tfsmonitor = false
 [user]
 \tname = evoagent
 \temail = evoagent@localhost
 [commit]
 \tgpgsign = false
-[core]
-\thooksPath = /dev/null
 [gc]
 \tauto = 0
 """
@@ -42,12 +44,12 @@ WORKSPACE_CONFIG = """\
 DEFAULT_EXCLUDES = "__pycache__/\n*.py[cod]\n.pytest_cache/\n"
 STATE_DIR = ".evoagent"
 
-
-class GitError(RuntimeError):
-    pass
+__all__ = ["GitError", "Workspace", "git"]
 
 
 def git(cwd: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    """git in a repository the person owns (theirs, or one evoagent made and no sandbox can
+    write). A workspace's tree is not one: use `Workspace.git`."""
     run_env = {**os.environ, **IDENTITY, **(env or {})}
     proc = subprocess.run(["git", *args], cwd=cwd, env=run_env, capture_output=True)
     if proc.returncode != 0:
@@ -76,7 +78,7 @@ def _object_dirs(objects: Path) -> list[Path]:
 @dataclass
 class Workspace:
     path: Path
-    """The workspace's working tree (its .git is a directory inside it)."""
+    """The workspace's working tree (`<id>/tree`), the only part the sandbox may write."""
     repo: Path
     """The user's repository (top level), read-only to us."""
     rev: str
@@ -85,6 +87,13 @@ class Workspace:
     """The baseline commit: `rev`, or a commit on top of it holding the user's changes."""
     borrowed_objects: tuple[Path, ...]
     """Object directories the workspace reads through alternates (the user's, and theirs)."""
+    git_dir: Path | None = None
+    """The workspace's git directory (`<id>/git`): outside the tree, never writable in the
+    sandbox. Defaults to `path.parent / "git"`."""
+
+    def __post_init__(self) -> None:
+        if self.git_dir is None:
+            self.git_dir = self.path.parent / "git"
 
     @classmethod
     def create(
@@ -107,76 +116,99 @@ class Workspace:
         repo = Path(repo)
         top = Path(git(repo, "rev-parse", "--show-toplevel").strip())
         paths = git(top, "rev-parse", "--path-format=absolute", "--git-common-dir", "--git-dir")
-        common, git_dir = (Path(p) for p in paths.split())
+        common, user_git_dir = (Path(p) for p in paths.split())
         sha = git(top, "rev-parse", "--verify", "--end-of-options", f"{rev}^{{commit}}").strip()
         base_dir = Path(base_dir).resolve()
-        path = base_dir / (id or uuid.uuid4().hex[:12])
-        path.mkdir(parents=True)
+        root = base_dir / (id or uuid.uuid4().hex[:12])
+        root.mkdir(parents=True)
         if not (base_dir / ".gitignore").exists():
             # Keeps the sandboxes out of the user's `git status` without touching their .git.
             (base_dir / ".gitignore").write_text("*\n")
+        path, git_dir = root / "tree", root / "git"
         try:
-            git(path, "init", "-q", "--template=")
-            dot_git = path / ".git"
-            (dot_git / "objects" / "info" / "alternates").write_text(f"{common / 'objects'}\n")
-            with open(dot_git / "config", "a") as handle:
-                handle.write(WORKSPACE_CONFIG)
-            (dot_git / "info").mkdir(exist_ok=True)
+            path.mkdir()
+            (path / ".git").mkdir()  # the mount point of the read-only history in the sandbox
+            git(root, "init", "-q", "--bare", "--template=", str(git_dir))
+            (git_dir / "objects" / "info" / "alternates").write_text(f"{common / 'objects'}\n")
+            (git_dir / "config").write_text(
+                "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n" + WORKSPACE_CONFIG
+            )
+            (git_dir / "info").mkdir(exist_ok=True)
             user_excludes = common / "info" / "exclude"
             excludes = user_excludes.read_text() if user_excludes.is_file() else ""
-            (dot_git / "info" / "exclude").write_text(excludes + "\n" + DEFAULT_EXCLUDES)
+            (git_dir / "info" / "exclude").write_text(excludes + "\n" + DEFAULT_EXCLUDES)
+            workspace = cls(path, top, sha, sha, (), git_dir)
             base = sha
             if not history:
-                base = _without_history(path, sha)
+                base = _without_history(workspace, sha)
             elif include_user_changes and sha == _head(top):
-                base = _capture_user_changes(top, git_dir, path, sha, base_dir)
-            git(path, "checkout", "-q", "--detach", base)
+                base = _capture_user_changes(top, user_git_dir, workspace, sha, base_dir)
+            workspace.git("checkout", "-q", "--detach", base)
         except BaseException:
-            shutil.rmtree(path, ignore_errors=True)
+            shutil.rmtree(root, ignore_errors=True)
             raise
         borrowed = tuple(_object_dirs(common / "objects")) if history else ()
-        return cls(path, top, sha, base, borrowed)
+        return cls(path, top, sha, base, borrowed, git_dir)
+
+    def git(self, *args: str, env: dict[str, str] | None = None,
+            input: bytes | None = None) -> str:
+        """git on this workspace from the host: our git directory, this tree, nothing the
+        sandbox wrote (see hostgit). Nested repositories in the tree are removed first."""
+        hostgit.strip_nested_repos(self.path)
+        proc = hostgit.run(self.git_dir, self.path, *args, env=env, input=input)
+        return proc.stdout.decode("utf-8", "replace")
 
     def head(self) -> str:
-        return git(self.path, "rev-parse", "HEAD").strip()
+        return self.git("rev-parse", "HEAD").strip()
 
     def checkpoint(self, message: str) -> str:
         """Commit everything in the workspace (no hooks, no signing, fixed identity); the sha."""
-        git(self.path, "add", "-A")
-        git(
-            self.path,
-            *("-c", "commit.gpgsign=false", "commit", "-q", "--no-verify", "--allow-empty"),
-            *("-m", message),
-        )
+        self.git("add", "-A")
+        self.git("commit", "-q", "--no-verify", "--allow-empty", "-m", message)
         return self.head()
 
     def diff_since_base(self) -> str:
         """The patch from the baseline to the workspace as it is now (untracked files included)."""
-        git(self.path, "add", "-A")
-        return git(
-            self.path,
-            *("diff", "--cached", "--binary", "--no-color", "--no-ext-diff"),
-            *("--src-prefix=a/", "--dst-prefix=b/", self.base),
+        self.git("add", "-A")
+        return self.diff(self.base)
+
+    def diff(self, old: str, new: str | None = None, *options: str) -> str:
+        """`git diff` between commits (or `old` and the index), in the patch form every
+        caller parses and applies."""
+        return self.git(
+            "diff", "--binary", "--no-color", "--no-ext-diff", "--no-textconv",
+            "--src-prefix=a/", "--dst-prefix=b/", *options,
+            *(["--cached", old] if new is None else [old, new]),
         )
 
-    def reset_to(self, sha: str) -> None:
-        """Make the workspace exactly commit `sha` (untracked files removed; ignored kept)."""
-        git(self.path, "reset", "-q", "--hard", sha)
-        git(self.path, "clean", "-fdq")
+    def reset_to(self, sha: str, ignored: bool = False) -> None:
+        """Make the workspace exactly commit `sha`: untracked files removed, and with
+        `ignored` also the ignored ones (nothing left that a patch does not describe)."""
+        self.git("reset", "-q", "--hard", sha)
+        self.git("clean", "-fdq" + ("x" if ignored else ""))
+
+    def apply(self, patch: str) -> None:
+        """Apply `patch` to the tree (GitError when it does not apply)."""
+        if patch.strip():
+            self.git("apply", "--binary", "--whitespace=nowarn", "-",
+                     input=patch.encode("utf-8", "surrogateescape"))
 
     def sandbox_config(self, **settings: object) -> SandboxConfig:
-        """A SandboxConfig that makes this workspace writable, its borrowed objects readable
-        and the user's repository itself hidden; `settings` are passed to SandboxConfig."""
+        """A SandboxConfig that makes this workspace's tree writable, its history readable
+        (the git directory read-only at `tree/.git`, the borrowed objects read-only) and the
+        user's repository itself hidden; `settings` are passed to SandboxConfig."""
+        assert self.git_dir is not None
         return SandboxConfig(
             writable=(self.path,),
             readable=self.borrowed_objects,
             hidden=(self.repo,),
+            ro_binds=((self.git_dir, self.path / ".git"),),
             **settings,  # type: ignore[arg-type]
         )
 
     def remove(self) -> None:
         """Delete the workspace. Nothing is registered in the user's repository to clean up."""
-        shutil.rmtree(self.path, ignore_errors=True)
+        shutil.rmtree(self.path.parent, ignore_errors=True)
 
     def __enter__(self) -> Workspace:
         return self
@@ -185,27 +217,20 @@ class Workspace:
         self.remove()
 
 
-def _without_history(ws: Path, sha: str) -> str:
+def _without_history(ws: Workspace, sha: str) -> str:
     """Replace the workspace's view of the user's objects by a copy of `sha`'s tree under a
     parentless commit; the new commit's sha. Only the objects reachable from that commit are
     packed (`--window=0`: no delta search, the slow part), then the alternates go."""
-    tree = git(ws, "rev-parse", f"{sha}^{{tree}}").strip()
+    tree = ws.git("rev-parse", f"{sha}^{{tree}}").strip()
     # Dated like `sha`, so the same commit always gives the same base (runs compare).
-    date = git(ws, "show", "-s", "--format=%cI", sha).strip()
-    base = git(ws, "commit-tree", tree, "-m", f"evoagent: {sha} (history withheld)",
-               env={"GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}).strip()
-    git(ws, "update-ref", "refs/heads/base", base)
-    env = {**os.environ, "GIT_DIR": str(ws / ".git")}
-    objects = subprocess.run(["git", "rev-list", "--objects", base], env=env,
-                             capture_output=True, check=True).stdout
-    packed = subprocess.run(
-        ["git", "-c", "pack.compression=1", "pack-objects", "-q", "--window=0",
-         str(ws / ".git" / "objects" / "pack" / "pack")],
-        input=objects, env=env, capture_output=True,
-    )
-    if packed.returncode != 0:
-        raise GitError(f"git pack-objects failed in {ws}: {packed.stderr.decode(errors='replace')}")
-    (ws / ".git" / "objects" / "info" / "alternates").unlink()
+    date = ws.git("show", "-s", "--format=%cI", sha).strip()
+    base = ws.git("commit-tree", tree, "-m", f"evoagent: {sha} (history withheld)",
+                  env={"GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}).strip()
+    ws.git("update-ref", "refs/heads/base", base)
+    objects = ws.git("rev-list", "--objects", base).encode()
+    pack = str(ws.git_dir / "objects" / "pack" / "pack")
+    ws.git("-c", "pack.compression=1", "pack-objects", "-q", "--window=0", pack, input=objects)
+    (ws.git_dir / "objects" / "info" / "alternates").unlink()
     return base
 
 
@@ -222,14 +247,16 @@ def _ignored(top: Path, rel: str) -> bool:
     ).returncode == 0
 
 
-def _capture_user_changes(top: Path, git_dir: Path, ws: Path, head: str, base_dir: Path) -> str:
+def _capture_user_changes(
+    top: Path, git_dir: Path, ws: Workspace, head: str, base_dir: Path
+) -> str:
     """A commit on `head` whose tree is the user's working tree (tracked + untracked, minus
     ignored and evoagent's own state); `head` itself when there are no changes. Works on a copy
     of the user's index and writes objects only to the workspace."""
-    with tempfile.TemporaryDirectory(dir=ws / ".git") as tmp:
+    with tempfile.TemporaryDirectory(dir=ws.git_dir) as tmp:
         index = Path(tmp) / "index"
         # The workspace's store borrows the user's through alternates, so reads still work.
-        env = {"GIT_INDEX_FILE": str(index), "GIT_OBJECT_DIRECTORY": str(ws / ".git" / "objects")}
+        env = {"GIT_INDEX_FILE": str(index), "GIT_OBJECT_DIRECTORY": str(ws.git_dir / "objects")}
         if (git_dir / "index").is_file():
             shutil.copyfile(git_dir / "index", index)
         else:
@@ -242,7 +269,7 @@ def _capture_user_changes(top: Path, git_dir: Path, ws: Path, head: str, base_di
         excludes = [f":(exclude,top){p}" for p in own if not _ignored(top, p)]
         git(top, "add", "-A", "--", ":(top)", *excludes, env=env)
         tree = git(top, "write-tree", env=env).strip()
-    if tree == git(ws, "rev-parse", f"{head}^{{tree}}").strip():
+    if tree == ws.git("rev-parse", f"{head}^{{tree}}").strip():
         return head
     message = "evoagent: baseline (HEAD + uncommitted changes)"
-    return git(ws, "commit-tree", tree, "-p", head, "-m", message).strip()
+    return ws.git("commit-tree", tree, "-p", head, "-m", message).strip()

@@ -32,8 +32,12 @@ from .messages import (
     SessionUnavailable,
 )
 from .state import StatusInfo
+from .terminal_filter import TERMINAL_SAFE
 
 if TYPE_CHECKING:
+    from textual.filter import LineFilter
+    from textual.notifications import SeverityLevel
+
     from .screens.main import MainScreen
     from .screens.review import ReviewRequest
 
@@ -101,6 +105,19 @@ class EvoApp(App):
         self._last_interrupt = 0.0
         self._request_base = (0, 0, 0.0)
         self.no_model_hint = ""
+
+    # -- output -----------------------------------------------------------------------
+
+    def get_line_filters(self) -> list[LineFilter]:
+        # Widgets draw commit messages, file names, model text and command output as they
+        # are: this last filter keeps their control characters off the terminal.
+        return [*super().get_line_filters(), TERMINAL_SAFE]
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        # Notices quote errors, ids and paths that the repository or the model chose: never
+        # read them as markup (`[@click=...]` runs an action, a stray `[/b]` crashes).
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
     # -- screens ----------------------------------------------------------------------
 
@@ -392,17 +409,28 @@ class EvoApp(App):
 
 
 def tests_lines(tests: dict[str, Any] | None) -> list[str]:
-    """Report tests as short lines: "before: 1 passed, 1 failed"."""
+    """A report's test part as short lines: "after: 4 passed, 0 failed, 0 errors", what the
+    patch policy left out of the verdict or dropped, and the kernel's notes."""
     if not tests:
         return []
     lines = []
-    for key, value in tests.items():
-        if isinstance(value, dict):
-            counts = ", ".join(f"{v} {k}" for k, v in value.items()
-                               if isinstance(v, int | float) and not isinstance(v, bool))
-            lines.append(f"{key}: {counts or '-'}")
-        elif value not in (None, "", [], {}):
-            lines.append(f"{key}: {value}")
+    for key in ("before", "after"):
+        run = tests.get(key)
+        if isinstance(run, dict):
+            counts = [f"{len(run.get(k) or [])} {k}" for k in ("passed", "failed", "errors")]
+            lines.append(f"{key}: {', '.join(counts)}")
+    reproduction = tests.get("reproduction")
+    if isinstance(reproduction, dict):
+        shown = reproduction.get("failed_without_fix") and reproduction.get("passed_with_fix")
+        lines.append(f"reproduction: {'shown' if shown else 'not shown'} by "
+                     f"{', '.join(reproduction.get('tests') or []) or '-'}")
+    policy = tests.get("policy") or {}
+    for item in policy.get("left_out_of_verdict") or []:
+        lines.append(f"left out of the verdict (test infrastructure): {item['path']} — "
+                     f"{item['reason']}")
+    for item in policy.get("dropped") or []:
+        lines.append(f"dropped from the patch: {item['path']} — {item['reason']}")
+    lines += [f"note: {note}" for note in tests.get("notes") or []]
     return lines
 
 

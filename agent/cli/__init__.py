@@ -11,6 +11,7 @@ import sys
 import click
 
 from ..errors import EvoError
+from .output import echo
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -27,7 +28,7 @@ def cli(ctx: click.Context) -> None:
     """
     if ctx.invoked_subcommand is None:
         if not (sys.stdin.isatty() and sys.stdout.isatty()):
-            click.echo(ctx.get_help())  # not a terminal: the app cannot run
+            echo(ctx.get_help())  # not a terminal: the app cannot run
             return
         from ..state import open_repo
 
@@ -67,15 +68,15 @@ def main() -> None:
     try:
         cli.main(standalone_mode=False)
     except EvoError as exc:
-        click.echo(f"evoagent: {exc.message}", err=True)
+        echo(f"evoagent: {exc.message}", err=True)
         sys.exit(exc.code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except (click.Abort, KeyboardInterrupt):
-        click.echo("evoagent: interrupted", err=True)
+        echo("evoagent: interrupted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        click.echo(f"evoagent: {exc.format_message()}", err=True)
+        echo(f"evoagent: {exc.format_message()}", err=True)
         sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
     except Exception as exc:
         # Memory-layer failures a user can fix (bad revision, unreadable store) carry a
@@ -83,5 +84,5 @@ def main() -> None:
         one_line = getattr(exc, "one_line", None)
         if one_line is None:
             raise
-        click.echo(f"evoagent: {one_line()}", err=True)
+        echo(f"evoagent: {one_line()}", err=True)
         sys.exit(2)

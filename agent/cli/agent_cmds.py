@@ -12,7 +12,7 @@ import click
 from ..errors import EvoError
 from ..events import Event
 from ..repo_context import RepoContext
-from .output import emit_json
+from .output import echo, emit_json, emit_json_line
 
 FORMATS = click.Choice(["text", "json", "stream-json"])
 
@@ -38,19 +38,24 @@ def _issue_text(issue: str | None, github_event: str | None) -> str:
 def _printer(output_format: str):
     def show(event: Event) -> None:
         if output_format == "stream-json":
-            click.echo(json.dumps(event.to_json(), default=str))
+            emit_json_line(event.to_json())
             return
         data = event.to_json()
         kind = data["type"]
         if kind == "tool_call":
-            click.echo(f"→ {data['name']} {json.dumps(data['arguments'])[:160]}", err=True)
+            echo(f"→ {data['name']} {json.dumps(data['arguments'])[:160]}", err=True)
         elif kind == "tool_result" and not data["ok"]:
-            click.echo(f"  ✗ {data['output'].splitlines()[0][:160] if data['output'] else ''}", err=True)
+            echo(f"  ✗ {data['output'].splitlines()[0][:160] if data['output'] else ''}", err=True)
         elif kind == "test_result":
-            click.echo(f"tests (attempt {data['attempt']}): {data['passed']} passed, "
-                       f"{data['failed']} failed, {data['errors']} errors", err=True)
+            echo(f"tests (attempt {data['attempt']}): {data['passed']} passed, "
+                 f"{data['failed']} failed, {data['errors']} errors", err=True)
         elif kind == "message":
-            click.echo(f"  {data['text'][:200]}", err=True)
+            echo(f"  {data['text'][:200]}", err=True)
+        elif kind == "patch_filtered":
+            for line in data["dropped"]:
+                echo(f"  dropped from the patch: {line}", err=True)
+            for line in data["left_out"]:
+                echo(f"  left out of the verdict (test infrastructure): {line}", err=True)
 
     return show
 
@@ -65,9 +70,9 @@ def _run(ctx: RepoContext, issue: str, model: str | None, apply: bool, commit: b
     if output_format == "json":
         emit_json(outcome.report)
     elif output_format == "text":
-        click.echo(f"{outcome.status}: run {outcome.run_id}")
-        click.echo(f"patch:  {outcome.run_dir / 'patch.diff'}")
-        click.echo(f"report: {outcome.run_dir / 'report.json'}")
+        echo(f"{outcome.status}: run {outcome.run_id}")
+        echo(f"patch:  {outcome.run_dir / 'patch.diff'}")
+        echo(f"report: {outcome.run_dir / 'report.json'}")
     return outcome
 
 
@@ -105,14 +110,14 @@ def demo(output_format: str, keep: bool) -> None:
 
     where = Path(tempfile.mkdtemp(prefix="evoagent-demo-"))
     repo = build_demo_repo(where)
-    click.echo(f"[scripted model] demo repository: {repo}", err=True)
+    echo(f"[scripted model] demo repository: {repo}", err=True)
     ctx = RepoContext.open(repo)
     mine(ctx.root, ctx.store)
     model = register_demo_script()
     try:
         outcome = _run(ctx, ISSUE, model, False, False, False, output_format)
         if output_format == "text":
-            click.echo("\n" + (outcome.run_dir / "patch.diff").read_text())
+            echo("\n" + (outcome.run_dir / "patch.diff").read_text())
     finally:
         if not keep:
             import shutil

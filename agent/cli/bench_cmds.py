@@ -9,7 +9,7 @@ import click
 
 from ..errors import EvoError
 from ..repo_context import RepoContext
-from .output import emit_json
+from .output import echo, emit_json
 
 
 def _store(ctx: RepoContext):
@@ -88,15 +88,15 @@ def bench(click_ctx, split, limit, ids, variant, model, attempts, jobs, executor
         summary = run.summary()
         cost = f"${summary['cost_usd']:.4f}" if summary["cost_usd"] is not None else "$?"
         verdict = "resolved" if result.resolved else (result.reason or "unresolved")
-        click.echo(f"[{done}/{total}] {summary['resolved']} resolved · {cost} · "
-                   f"{result.task_id}: {verdict[:80]}", err=True)
+        echo(f"[{done}/{total}] {summary['resolved']} resolved · {cost} · "
+             f"{result.task_id}: {verdict[:80]}", err=True)
 
     try:
         summary = run_bench(ctx, options, progress)
     except KeyboardInterrupt:
         latest = _store(ctx).latest()
         hint = f"; continue with `evoagent bench --resume {latest.id}`" if latest else ""
-        click.echo(f"evoagent: interrupted, finished tasks kept{hint}", err=True)
+        echo(f"evoagent: interrupted, finished tasks kept{hint}", err=True)
         sys.exit(130)
     if predictions is not None:
         write_predictions(_run(ctx, summary["run_id"]), predictions, summary["model"])
@@ -105,10 +105,10 @@ def bench(click_ctx, split, limit, ids, variant, model, attempts, jobs, executor
         emit_json(summary | {"results": [r.to_json() for r in run.results()]})
         return
     cost = "unknown" if summary["cost_usd"] is None else f"${summary['cost_usd']:.4f}"
-    click.echo(f"bench {summary['run_id']}: {_rate(summary)}; {summary['tokens']} tokens, "
-               f"cost {cost}, {summary['wall_seconds']:.1f}s")
+    echo(f"bench {summary['run_id']}: {_rate(summary)}; {summary['tokens']} tokens, "
+         f"cost {cost}, {summary['wall_seconds']:.1f}s")
     if summary["tampered"]:
-        click.echo(f"  test tampering flagged: {', '.join(summary['tampered'])}")
+        echo(f"  test tampering flagged: {', '.join(summary['tampered'])}")
 
 
 @bench.command("list")
@@ -121,9 +121,9 @@ def list_runs(as_json: bool) -> None:
         emit_json(rows)
         return
     if not rows:
-        click.echo("no bench runs yet (run `evoagent bench`)")
+        echo("no bench runs yet (run `evoagent bench`)")
     for row in rows:
-        click.echo(f"{row['run_id']}  {row['variant']:<16} {_rate(row)}")
+        echo(f"{row['run_id']}  {row['variant']:<16} {_rate(row)}")
 
 
 @bench.command("show")
@@ -137,11 +137,11 @@ def show(run_id: str, as_json: bool) -> None:
     if as_json:
         emit_json(summary | {"results": [r.to_json() for r in results]})
         return
-    click.echo(f"{run.id}  variant {summary['variant']}  model {summary['model']}")
-    click.echo(f"  {_rate(summary)}")
+    echo(f"{run.id}  variant {summary['variant']}  model {summary['model']}")
+    echo(f"  {_rate(summary)}")
     for r in sorted(results, key=lambda r: r.task_id):
         mark = "✓" if r.resolved else "✗"
-        click.echo(f"  {mark} {r.task_id}  {r.steps} steps  {r.seconds:.1f}s  {r.reason}")
+        echo(f"  {mark} {r.task_id}  {r.steps} steps  {r.seconds:.1f}s  {r.reason}")
 
 
 @bench.command("compare")
@@ -163,14 +163,14 @@ def compare(run_a: str, run_b: str, as_json: bool) -> None:
                    "only_a": paired.only_a, "only_b": paired.only_b, "neither": paired.neither,
                    "p_value": paired.p_value, "verdict": paired.verdict()})
         return
-    click.echo(f"A = {a.id} ({a.plan().get('variant')})")
-    click.echo(f"B = {b.id} ({b.plan().get('variant')})")
-    click.echo(f"{paired.shared} shared tasks: both {len(paired.both)}, only A "
-               f"{len(paired.only_a)}, only B {len(paired.only_b)}, neither {len(paired.neither)}")
+    echo(f"A = {a.id} ({a.plan().get('variant')})")
+    echo(f"B = {b.id} ({b.plan().get('variant')})")
+    echo(f"{paired.shared} shared tasks: both {len(paired.both)}, only A "
+         f"{len(paired.only_a)}, only B {len(paired.only_b)}, neither {len(paired.neither)}")
     for label, ids in (("only A", paired.only_a), ("only B", paired.only_b)):
         for task_id in ids:
-            click.echo(f"  {label}: {task_id}")
-    click.echo(paired.verdict())
+            echo(f"  {label}: {task_id}")
+    echo(paired.verdict())
 
 
 COMMANDS = [bench]

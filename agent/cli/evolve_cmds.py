@@ -8,7 +8,7 @@ import click
 
 from ..errors import EvoError
 from ..repo_context import RepoContext
-from .output import emit_json
+from .output import echo, emit_json
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
@@ -51,24 +51,24 @@ def run(generations, parallel, budget_usd, max_hours, jobs, executor, model, met
 
     def progress(text: str) -> None:
         if tty:
-            click.echo(f"  {text}", err=True)
+            echo(f"  {text}", err=True)
 
     try:
         report = run_evolution(ctx, options, progress)
     except KeyboardInterrupt:
-        click.echo("evoagent: interrupted; the archive is consistent — continue with "
-                   "`evoagent evolve run --resume`", err=True)
+        echo("evoagent: interrupted; the archive is consistent — continue with "
+             "`evoagent evolve run --resume`", err=True)
         sys.exit(130)
     if as_json:
         emit_json(report.to_json())
         return
-    click.echo(f"{report.generations_done} generation(s), {len(report.variants)} variant(s): "
-               f"{len(report.admitted)} admitted, {len(report.rejected)} rejected; "
-               f"${report.cost_usd:.4f}, {report.seconds:.0f}s")
+    echo(f"{report.generations_done} generation(s), {len(report.variants)} variant(s): "
+         f"{len(report.admitted)} admitted, {len(report.rejected)} rejected; "
+         f"${report.cost_usd:.4f}, {report.seconds:.0f}s")
     for variant_id, reason in report.rejected.items():
-        click.echo(f"  rejected {variant_id}: {reason}")
+        echo(f"  rejected {variant_id}: {reason}")
     if report.admitted:
-        click.echo("review with `evoagent evolve show ID`; only you can `evoagent evolve promote ID`")
+        echo("review with `evoagent evolve show ID`; only you can `evoagent evolve promote ID`")
 
 
 def _tree_lines(variants) -> list[str]:
@@ -106,15 +106,15 @@ def list_variants(as_json: bool) -> None:
                    "meta": archive.meta_scores()})
         return
     if not variants:
-        click.echo("no variants yet (run `evoagent evolve run`)")
+        echo("no variants yet (run `evoagent evolve run`)")
         return
     for line in _tree_lines(variants):
-        click.echo(line)
+        echo(line)
     meta = archive.meta_scores()
     if meta:
-        click.echo("meta agent versions (meta/ tree): made / admitted / beat parent")
+        echo("meta agent versions (meta/ tree): made / admitted / beat parent")
         for version, row in meta.items():
-            click.echo(f"  {version[:12]}  {row['made']} / {row['admitted']} / {row['beat_parent']}")
+            echo(f"  {version[:12]}  {row['made']} / {row['admitted']} / {row['beat_parent']}")
 
 
 @evolve.command("show")
@@ -129,22 +129,22 @@ def show(variant_id: str, as_json: bool) -> None:
     if as_json:
         emit_json(v.to_json())
         return
-    click.echo(f"{v.id}  (parent {v.parent}, generation {v.generation})  {v.status}"
-               f"{': ' + v.reason if v.reason else ''}")
+    echo(f"{v.id}  (parent {v.parent}, generation {v.generation})  {v.status}"
+         f"{': ' + v.reason if v.reason else ''}")
     if v.proposal:
-        click.echo("\n" + v.proposal.strip() + "\n")
+        echo("\n" + v.proposal.strip() + "\n")
     for gate in v.gates:
-        click.echo(f"  gate {gate.name:<10} {'pass' if gate.passed else 'FAIL'}  {gate.detail}"[:200])
+        echo(f"  gate {gate.name:<10} {'pass' if gate.passed else 'FAIL'}  {gate.detail}"[:200])
     for stage, score in v.scores.items():
         parent = v.parent_scores.get(stage)
-        click.echo(f"  {stage}: {score.resolved}/{score.total}"
-                   f"{f' (parent {parent.resolved}/{parent.total})' if parent else ''}")
+        echo(f"  {stage}: {score.resolved}/{score.total}"
+             f"{f' (parent {parent.resolved}/{parent.total})' if parent else ''}")
         for task_id, ok in sorted(score.outcomes.items()):
             theirs = parent.outcomes.get(task_id) if parent else None
             mark = "✓" if ok else "✗"
             other = "" if theirs is None else f"  parent {'✓' if theirs else '✗'}"
-            click.echo(f"    {mark} {task_id}{other}")
-    click.echo(f"  cost ${v.cost_usd:.4f}, {v.tokens} tokens, {v.seconds:.0f}s")
+            echo(f"    {mark} {task_id}{other}")
+    echo(f"  cost ${v.cost_usd:.4f}, {v.tokens} tokens, {v.seconds:.0f}s")
 
 
 @evolve.command("diff")
@@ -157,7 +157,7 @@ def diff(variant_id: str, against: str | None) -> None:
     ctx = RepoContext.open()
     v = archive_of(ctx).get(variant_id)
     repo = genome_repo_of(ctx)
-    click.echo(repo.diff(against or repo.ref_of(v.parent or "main"), repo.ref_of(v.id)))
+    echo(repo.diff(against or repo.ref_of(v.parent or "main"), repo.ref_of(v.id)))
 
 
 @evolve.command("promote")
@@ -173,7 +173,7 @@ def promote(variant_id: str, yes: bool, model: str | None, jobs: int) -> None:
     ctx = RepoContext.open()
 
     def confirm(text: str) -> bool:
-        click.echo(text)
+        echo(text)
         if yes:
             return True
         if not sys.stdin.isatty():
@@ -182,11 +182,11 @@ def promote(variant_id: str, yes: bool, model: str | None, jobs: int) -> None:
 
     done = do_promote(ctx, variant_id, confirm, model=model, jobs=jobs)
     if done is None:
-        click.echo("not promoted")
+        echo("not promoted")
         return
     tag, _ = done
-    click.echo(f"main is now {variant_id}; the previous main is tagged {tag} "
-               f"(`evoagent evolve rollback` restores it)")
+    echo(f"main is now {variant_id}; the previous main is tagged {tag} "
+         f"(`evoagent evolve rollback` restores it)")
 
 
 @evolve.command("rollback")
@@ -197,7 +197,7 @@ def rollback(tag: str | None) -> None:
 
     ctx = RepoContext.open()
     sha = do_rollback(ctx, tag)
-    click.echo(f"main is now {sha[:12]}")
+    echo(f"main is now {sha[:12]}")
 
 
 @evolve.command("reject")
@@ -209,7 +209,7 @@ def reject(variant_id: str, reason: str) -> None:
 
     ctx = RepoContext.open()
     v = do_reject(ctx, variant_id, reason)
-    click.echo(f"{v.id} rejected")
+    echo(f"{v.id} rejected")
 
 
 COMMANDS = [evolve]

@@ -8,7 +8,7 @@ import click
 
 from ..errors import EvoError
 from ..repo_context import RepoContext
-from .output import emit_json
+from .output import echo, emit_json
 
 if TYPE_CHECKING:
     from evoagent.memory.knowledge import Knowledge, KnowledgeStore
@@ -47,9 +47,9 @@ def approve(run_id: str, note: str, force: bool, store: str | None, as_json: boo
     if as_json:
         emit_json(record.to_json())
         return
-    click.echo(f"kept run {record.run_id} as knowledge {record.id}: {record.intent}")
+    echo(f"kept run {record.run_id} as knowledge {record.id}: {record.intent}")
     if record.files:
-        click.echo(f"    files: {', '.join(record.files)}")
+        echo(f"    files: {', '.join(record.files)}")
 
 
 @click.group(invoke_without_command=True)
@@ -72,10 +72,10 @@ def list_knowledge(show_all: bool = False, store: str | None = None, as_json: bo
         emit_json([r.to_json(diff=False) for r in records])
         return
     if not records:
-        click.echo("no knowledge yet (keep a fix with `evoagent approve RUN_ID`)")
+        echo("no knowledge yet (keep a fix with `evoagent approve RUN_ID`)")
         return
     for record in records:
-        click.echo(_summary_line(record))
+        echo(_summary_line(record))
 
 
 @knowledge.command()
@@ -108,9 +108,9 @@ def show(id: str, store: str | None, as_json: bool) -> None:
     ]
     for label, value in rows:
         if value:
-            click.echo(f"{label + ':':<15}{value}")
-    click.echo("")
-    click.echo(record.diff.rstrip("\n"))
+            echo(f"{label + ':':<15}{value}")
+    echo("")
+    echo(record.diff.rstrip("\n"))
 
 
 @knowledge.command()
@@ -124,7 +124,7 @@ def retract(id: str, reason: str, store: str | None) -> None:
         raise EvoError("knowledge retract needs --reason TEXT")
     _, ks = _open(store)
     record = ks.retract(id, reason)
-    click.echo(f"retracted knowledge {record.id}")
+    echo(f"retracted knowledge {record.id}")
 
 
 @knowledge.command()
@@ -135,7 +135,7 @@ def supersede(old_id: str, new_id: str, store: str | None) -> None:
     """Replace record OLD_ID by NEW_ID: only the new one is surfaced from now on."""
     _, ks = _open(store)
     record = ks.supersede(old_id, new_id)
-    click.echo(f"knowledge {record.id} superseded by {record.superseded_by}")
+    echo(f"knowledge {record.id} superseded by {record.superseded_by}")
 
 
 @knowledge.command()
@@ -143,7 +143,7 @@ def supersede(old_id: str, new_id: str, store: str | None) -> None:
 def path(store: str | None) -> None:
     """Print where knowledge is stored (the LanceDB database it shares with memories)."""
     _, ks = _open(store)
-    click.echo(ks.path)
+    echo(ks.path)
 
 
 COMMANDS = [approve, knowledge]

@@ -9,7 +9,7 @@ import click
 
 from ..errors import EvoError
 from ..repo_context import RepoContext
-from .output import ProgressLine, emit_json
+from .output import ProgressLine, echo, emit_json
 
 store_option = click.option(
     "--store", metavar="URI", help="LanceDB URI of the memory store (default .evoagent/memory)."
@@ -30,46 +30,66 @@ def init() -> None:
 
     ctx = RepoContext.open()
     created = init_genome(ctx.state.dir / "agent")
-    click.echo(f"evoagent state in {ctx.state.dir}")
+    echo(f"evoagent state in {ctx.state.dir}")
     if created:
-        click.echo(f"agent genome (its own git repository, branch main) in {ctx.state.dir / 'agent'}")
+        echo(f"agent genome (its own git repository, branch main) in {ctx.state.dir / 'agent'}")
 
 
 @click.command()
 @store_option
 @json_option
-def mine(store: str | None, as_json: bool) -> None:
+@click.option(
+    "--rebuild", is_flag=True,
+    help="Mine every commit again into a new memories table (the repair for a damaged store). "
+    "Approved fixes are kept, or moved aside into a backup folder if they cannot be read.",
+)
+def mine(store: str | None, as_json: bool, rebuild: bool) -> None:
     """Mine the repository's git history into memories (incremental, resumable)."""
     from evoagent.memory.mine import mine as run_mine
 
     ctx = RepoContext.open(store=store)
-    progress = ProgressLine("mining", "commits")
+    progress = ProgressLine("rebuilding" if rebuild else "mining", "commits")
     try:
-        result = run_mine(ctx.root, ctx.store, progress=progress, batch_size=ctx.settings.mine_batch)
+        result = run_mine(ctx.root, ctx.store, progress=progress,
+                          batch_size=ctx.settings.mine_batch, rebuild=rebuild)
     finally:
         progress.close()
+    for name in result.moved_aside:  # moved, every byte kept: the person decides
+        if name == "memories":
+            echo(f"note: the previous memories table (unreadable, or holding commits HEAD no "
+                 f"longer reaches) is kept in {result.backup}", err=True)
+        elif name == "_meta":
+            echo(f"note: the unreadable _meta table was moved to {result.backup}; its marks "
+                 "were written afresh", err=True)
+        else:
+            echo(f"warning: the {name} table could not be read and cannot be rebuilt from git: "
+                 f"moved, every byte kept, to {result.backup}/{name}.lance", err=True)
     if as_json:
-        emit_json(
-            {
-                "stored": result.stored,
-                "skipped": result.skipped,
-                "total": result.total,
-                "seconds": round(result.seconds, 3),
-                "shallow": result.shallow,
-                "empty": result.empty,
-                "store": ctx.store.path,
-            }
-        )
+        report = {
+            "stored": result.stored,
+            "skipped": result.skipped,
+            "total": result.total,
+            "seconds": round(result.seconds, 3),
+            "shallow": result.shallow,
+            "empty": result.empty,
+            "store": ctx.store.path,
+        }
+        if rebuild:
+            report.update(rebuilt=True, backup=result.backup, moved_aside=result.moved_aside)
+        emit_json(report)
         return
     if result.empty:
-        click.echo("no commits yet: nothing to mine")
+        echo("no commits yet: nothing to mine")
         return
-    click.echo(
-        f"stored {result.stored} new commit(s), {result.skipped} already known, "
-        f"{result.total} in history ({result.seconds:.1f}s)"
-    )
+    if result.rebuilt:
+        echo(f"rebuilt the memories from git: {result.stored} commit(s) ({result.seconds:.1f}s)")
+    else:
+        echo(
+            f"stored {result.stored} new commit(s), {result.skipped} already known, "
+            f"{result.total} in history ({result.seconds:.1f}s)"
+        )
     if result.shallow:
-        click.echo("note: this is a shallow clone; only the history present was mined")
+        echo("note: this is a shallow clone; only the history present was mined")
 
 
 def _date(stamp: int) -> str:
@@ -120,20 +140,20 @@ def recall(query: tuple[str, ...], k: int, as_of: str | None, store: str | None,
         )
         return
     if not hits:
-        click.echo("no matching memories" + ("" if ctx.store.count() else " (run `evoagent mine`)"))
+        echo("no matching memories" + ("" if ctx.store.count() else " (run `evoagent mine`)"))
     for h in hits:
-        click.echo(f"{h.memory.sha[:10]}  {_date(h.memory.committed_at)}  {h.memory.subject}")
+        echo(f"{h.memory.sha[:10]}  {_date(h.memory.committed_at)}  {h.memory.subject}")
         files = h.memory.paths
         if files:
             more = f" (+{len(files) - 4} more)" if len(files) > 4 else ""
-            click.echo(f"            {', '.join(files[:4])}{more}")
+            echo(f"            {', '.join(files[:4])}{more}")
     if known:
-        click.echo("knowledge:")
+        echo("knowledge:")
     for h in known:
         record = h.knowledge
         files = ", ".join(record.files[:4])
-        click.echo(f"{record.id}  {record.approved_date}  {record.intent}")
-        click.echo(f"            approved by {record.approved_by}, run {record.run_id}: {files}")
+        echo(f"{record.id}  {record.approved_date}  {record.intent}")
+        echo(f"            approved by {record.approved_by}, run {record.run_id}: {files}")
 
 
 def _read_issue(query: tuple[str, ...], file: str | None) -> str:
@@ -179,16 +199,16 @@ def locate(
         emit_json(result.to_json())
         return
     if not result.files:
-        click.echo("no candidate files")
+        echo("no candidate files")
         return
     for rank, f in enumerate(result.files, 1):
-        click.echo(f"{rank:>2}. {f.path}  ({f.score:.3f})")
+        echo(f"{rank:>2}. {f.path}  ({f.score:.3f})")
         for why in f.why[:3]:
-            click.echo(f"      {why}")
+            echo(f"      {why}")
     if result.symbols:
-        click.echo("symbols:")
+        echo("symbols:")
         for s in result.symbols[:k]:
-            click.echo(f"    {s.path}:{s.line}  {s.name}")
+            echo(f"    {s.path}:{s.line}  {s.name}")
 
 
 COMMANDS = [init, mine, recall, locate]

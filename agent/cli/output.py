@@ -1,4 +1,8 @@
-"""Small output helpers shared by commands: JSON, and a progress line on terminals."""
+"""Small output helpers shared by commands: text, JSON, and a progress line on terminals.
+
+Commands print through `echo` and `emit_json` only: what they print can come from the
+repository, the model or a sandbox, and must not reach the terminal as escape sequences.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,22 @@ from typing import Any
 
 import click
 
+from ..terminal_text import terminal_safe, terminal_safe_json
+
+
+def echo(message: object = "", err: bool = False, nl: bool = True) -> None:
+    """click.echo for text output: control characters and escape sequences removed."""
+    click.echo(terminal_safe(str(message)), err=err, nl=nl)
+
 
 def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    """JSON output: every string exact, the characters a terminal obeys \\u-escaped."""
+    click.echo(terminal_safe_json(json.dumps(data, indent=2, ensure_ascii=False, default=str)))
+
+
+def emit_json_line(data: Any) -> None:
+    """One compact JSON document on one line (JSONL, stream-json), exact like `emit_json`."""
+    click.echo(terminal_safe_json(json.dumps(data, ensure_ascii=False, default=str)))
 
 
 class ProgressLine:

@@ -11,7 +11,7 @@ import click
 
 from ..errors import EvoError
 from ..repo_context import RepoContext
-from .output import emit_json
+from .output import echo, emit_json, emit_json_line
 
 if TYPE_CHECKING:
     from evoagent.agent.evolve.task_rewrite import RewriteResult
@@ -60,7 +60,7 @@ def _rewrite(store: TaskStore, found: list[Task], llm: Model, as_json: bool) -> 
 
     def progress(result: RewriteResult) -> None:
         if not as_json and sys.stderr.isatty():
-            click.echo(
+            echo(
                 f"  rewrote {result.task.id}"
                 if result.kept
                 else f"  kept the original of {result.task.id}: {result.reason}",
@@ -79,10 +79,10 @@ def _rewrite_summary(results: list[RewriteResult]) -> dict:
 
 def _echo_rewrites(results: list[RewriteResult], model: str) -> None:
     kept = sum(r.kept for r in results)
-    click.echo(f"rewrote {kept} of {len(results)} statement(s) with {model}")
+    echo(f"rewrote {kept} of {len(results)} statement(s) with {model}")
     for result in results:
         if not result.kept:
-            click.echo(f"  kept the original of {result.task.id}: {result.reason}")
+            echo(f"  kept the original of {result.task.id}: {result.reason}")
 
 
 @click.group(invoke_without_command=True)
@@ -209,7 +209,7 @@ def mine(
 
     def progress(report, note: str) -> None:
         if not as_json and sys.stderr.isatty():
-            click.echo(
+            echo(
                 f"  {len(report.tasks)} tasks, {len(report.rejects)} rejected — {note}", err=True
             )
 
@@ -238,22 +238,22 @@ def mine(
             extra["rewrite"] = _rewrite_summary(rewrites) | {"model": llm.name}
         emit_json(report.to_json() | extra)
         return
-    click.echo(
+    echo(
         f"looked at {report.examined} commits ({report.already_decided} already decided): "
         f"{report.candidates} candidates, {len(report.tasks)} new tasks, "
         f"{len(report.rejects)} rejected in {report.seconds:.1f}s"
     )
     for reason, count in report.reasons().items():
-        click.echo(f"  {count:>5}  {reason}")
+        echo(f"  {count:>5}  {reason}")
     if report.knowledge_examined or report.knowledge_skipped:
-        click.echo(
+        echo(
             f"approved fixes: {report.knowledge_examined} active "
             f"({report.knowledge_already_decided} already decided), "
             f"{report.knowledge_skipped} retracted or superseded skipped"
         )
     for task in report.tasks:
         flag = "  [cascade]" if task.cascade else ""
-        click.echo(
+        echo(
             f"task {task.id}: {len(task.fail_to_pass)} fail→pass, "
             f"{len(task.pass_to_pass)} pass→pass{flag}"
         )
@@ -285,7 +285,7 @@ def rewrite_cmd(ids: tuple[str, ...], model: str | None, force: bool, as_json: b
         if as_json:
             emit_json({"rewritten": [], "refused": {}, "model": None})
         else:
-            click.echo("nothing to rewrite (every task has a rewrite; --force redoes them)")
+            echo("nothing to rewrite (every task has a rewrite; --force redoes them)")
         return
     llm = _model(ctx, model)
     results = _rewrite(store, found, llm, as_json)
@@ -333,10 +333,10 @@ def list_tasks(split: str | None = None, as_json: bool = False) -> None:
         )
         return
     if not found:
-        click.echo("no tasks yet (mine some with `evoagent tasks mine`)")
+        echo("no tasks yet (mine some with `evoagent tasks mine`)")
         return
     for task in found:
-        click.echo(_row(task, split_of(task.id, ratios)))
+        echo(_row(task, split_of(task.id, ratios)))
 
 
 @tasks.command()
@@ -367,23 +367,23 @@ def show(id: str, as_json: bool) -> None:
     ]
     for label, value in rows:
         if value:
-            click.echo(f"{label + ':':<13}{value}")
-    click.echo(f"FAIL_TO_PASS ({len(task.fail_to_pass)}):")
+            echo(f"{label + ':':<13}{value}")
+    echo(f"FAIL_TO_PASS ({len(task.fail_to_pass)}):")
     for test in task.fail_to_pass:
-        click.echo(f"  {test}{'  (changed by the diff)' if test in task.diff_tests else ''}")
-    click.echo(f"PASS_TO_PASS ({len(task.pass_to_pass)}):")
+        echo(f"  {test}{'  (changed by the diff)' if test in task.diff_tests else ''}")
+    echo(f"PASS_TO_PASS ({len(task.pass_to_pass)}):")
     for test in task.pass_to_pass:
-        click.echo(f"  {test}")
-    click.echo("")
-    click.echo(f"problem statement ({', '.join(task.statement_sources)}):")
-    click.echo(task.problem_statement)
+        echo(f"  {test}")
+    echo("")
+    echo(f"problem statement ({', '.join(task.statement_sources)}):")
+    echo(task.problem_statement)
     if task.rewritten_statement:
-        click.echo("")
-        click.echo(f"rewritten statement (model-written by {task.rewrite_model}):")
-        click.echo(task.rewritten_statement)
+        echo("")
+        echo(f"rewritten statement (model-written by {task.rewrite_model}):")
+        echo(task.rewritten_statement)
     if task.rewrite_rejected:
-        click.echo("")
-        click.echo(f"last rewrite refused: {task.rewrite_rejected}")
+        echo("")
+        echo(f"last rewrite refused: {task.rewrite_rejected}")
 
 
 @tasks.command()
@@ -393,18 +393,19 @@ def export(file: Path, split: str | None) -> None:
     """Write tasks to FILE.jsonl as SWE-bench instances (`-` for stdout)."""
     ctx = RepoContext.open()
     found = _checked(lambda: _store(ctx).in_split(split))
-    lines = "".join(json.dumps(t.to_swebench(), ensure_ascii=False) + "\n" for t in found)
+    rows = [t.to_swebench() for t in found]
     if str(file) == "-":
-        click.echo(lines, nl=False)
+        for row in rows:
+            emit_json_line(row)
         return
-    file.write_text(lines)
-    click.echo(f"wrote {len(found)} task(s) to {file}", err=True)
+    file.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    echo(f"wrote {len(found)} task(s) to {file}", err=True)
 
 
 @tasks.command()
 def path() -> None:
     """Print where tasks are stored."""
-    click.echo(_store(RepoContext.open()).path)
+    echo(_store(RepoContext.open()).path)
 
 
 COMMANDS = [tasks]

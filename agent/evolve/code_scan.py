@@ -11,17 +11,34 @@ these things is not what the genome is for. Categories:
     outside_workspace absolute or parent paths, `~`, expanduser, Path.home, .ssh, /etc,
                       os.environ reads of secret-looking (or computed) names, environ dumps
     dynamic_code      eval, exec, compile, __import__, importlib, runpy, ctypes, marshal
+    link              a symlink (or FIFO, device) anywhere in the genome, and code that makes
+                      links (os.symlink, os.link, Path.symlink_to / hardlink_to, mkfifo, mknod)
+    repo_internals    the repository's git directory or evoagent's state as a path (`.git/`,
+                      `.evoagent`), git settings that run programs or move the repository
+                      (core.fsmonitor, core.hooksPath, core.worktree, include.path, filters)
+    test_infra        what can forge test outcomes: conftest.py, sitecustomize, usercustomize,
+                      `.pth` files, pytest plugins and pytest hook functions
     syntax            a file that does not parse (nothing else can be said about it)
+
+Files are read with `read_untrusted` (a variant's worktree may hold links its meta agent's
+tools made): a link is a finding, never followed, so the scan — which runs before anything else
+of a variant is loaded — cannot be made to read a host file.
 """
 
 from __future__ import annotations
 
 import ast
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from evoagent.sandbox.env import is_secret_name
+from evoagent.sandbox.untrusted_files import UntrustedFileError, read_untrusted_text
+
+SOURCE_BYTES = 1_000_000
+"""A genome module larger than this is a finding, not read."""
 
 NETWORK_MODULES = {
     "socket", "ssl", "urllib.request", "urllib2", "http.client", "http.server", "requests",
@@ -46,9 +63,21 @@ SENSITIVE_PARTS = (".ssh", ".aws", ".gnupg", ".netrc", ".config/gh", ".docker", 
 ABSOLUTE = re.compile(r"^/[A-Za-z0-9._-]")
 PARENT = re.compile(r"^\.\.(/|\\|$)")
 TILDE = re.compile(r"^~[A-Za-z0-9_./-]*$")
+LINK_CALLS = re.compile(r"os\.(symlink|link|mkfifo|mknod)|os\.(symlink|link)at")
+LINK_METHODS = {"symlink_to", "hardlink_to", "link_to"}
+"""Path methods that make links, judged by name whatever the object."""
+REPO_INTERNALS = re.compile(r"(?:^|[/\\\s'\"=])\.(?:git|evoagent)(?:$|[/\\\s'\"])")
+GIT_RUNNERS = re.compile(r"(?i)\b(?:core\.(?:fsmonitor|hookspath|worktree|sshcommand|pager|editor|"
+                         r"askpass|gitproxy|attributesfile|excludesfile)|include(?:if)?\b[^=\s]*\.path|"
+                         r"filter\.[^.\s]+\.(?:clean|smudge|process)|diff\.[^.\s]+\.(?:textconv|command)|"
+                         r"diff\.external|merge\.[^.\s]+\.driver|uploadpack\.packobjectshook)\b")
+TEST_INFRA = re.compile(r"(?i)(?:^|[/\\\s'\"])(?:conftest\.py|sitecustomize(?:\.py)?|usercustomize(?:\.py)?|"
+                        r"[\w.-]*\.pth|pytest\.ini|pytest_plugins|pytest11)(?:$|[/\\\s'\":])")
+PYTEST_HOOK = re.compile(r"pytest_\w+")
 DANGEROUS_ATTRS = {"system", "popen", "fork", "execv", "execve", "execvp", "spawnv", "eval", "exec",
                    "compile", "__import__", "environ", "getenv", "expanduser", "home", "socket",
-                   "create_connection", "urlopen", "Popen", "check_output"}
+                   "create_connection", "urlopen", "Popen", "check_output", "symlink", "link",
+                   "symlink_to", "hardlink_to", "mkfifo", "mknod"}
 """Attribute names that, fetched by `getattr`, dodge the checks above."""
 
 
@@ -69,12 +98,43 @@ def scan_genome_code(genome_dir: Path) -> list[Finding]:
     in path and line order; empty when the code is clean."""
     genome_dir = Path(genome_dir)
     findings: list[Finding] = []
-    for file in sorted(genome_dir.rglob("*.py")):
-        rel = file.relative_to(genome_dir)
-        if rel.parts[0] in (".git",) or "__pycache__" in rel.parts:
+    for rel, kind in _genome_entries(genome_dir):
+        if kind != "file":
+            findings.append(Finding(rel, 0, "link", f"{kind}: the genome holds only plain files "
+                                                    "and folders (it is never followed)"))
             continue
-        findings += scan_source(file.read_text(encoding="utf-8", errors="replace"), rel.as_posix())
-    return findings
+        if not rel.endswith(".py") or "__pycache__" in rel.split("/"):
+            continue
+        try:
+            source = read_untrusted_text(genome_dir / rel, SOURCE_BYTES, root=genome_dir)
+        except UntrustedFileError as exc:
+            findings.append(Finding(rel, 0, "link", f"not read: {str(exc).rsplit(': ', 1)[-1]}"))
+            continue
+        findings += scan_source(source, rel)
+    return sorted(findings, key=lambda f: (f.path, f.line, f.category, f.message))
+
+
+def _genome_entries(genome_dir: Path) -> list[tuple[str, str]]:
+    """(path relative to the genome, "file" | what else it is) for everything in it but `.git`,
+    never descending into a linked folder."""
+    entries = []
+    for top, dirs, files in os.walk(genome_dir, followlinks=False):
+        base = Path(top).relative_to(genome_dir)
+        if base == Path("."):
+            dirs[:] = [d for d in dirs if d != ".git"]
+            files = [f for f in files if f != ".git"]  # a worktree's .git is a file
+        for name in sorted(dirs + files):
+            rel = (base / name).as_posix()
+            mode = os.lstat(Path(top) / name).st_mode
+            if stat.S_ISLNK(mode):
+                entries.append((rel, "a symbolic link"))
+                if name in dirs:
+                    dirs.remove(name)
+            elif stat.S_ISREG(mode):
+                entries.append((rel, "file"))
+            elif not stat.S_ISDIR(mode):
+                entries.append((rel, "not a regular file"))
+    return entries
 
 
 def scan_source(source: str, path: str = "<string>") -> list[Finding]:
@@ -130,6 +190,8 @@ class _Scanner(ast.NodeVisitor):
             self.flag(node, "dynamic_code", f"imports {name}")
         elif imported_name and PROCESS_CALLS.fullmatch(name):
             self.flag(node, "process", f"imports {name}")
+        elif imported_name and LINK_CALLS.fullmatch(name):
+            self.flag(node, "link", f"imports {name}")
         elif imported_name and (name in DYNAMIC_CALLS or HOME_CALLS.fullmatch(name)):
             category = "dynamic_code" if name in DYNAMIC_CALLS else "outside_workspace"
             self.flag(node, category, f"imports {name}")
@@ -156,6 +218,10 @@ class _Scanner(ast.NodeVisitor):
             self.flag(node, "process", f"calls {bare}()")
         elif HOME_CALLS.fullmatch(bare) or bare.endswith((".expanduser", ".home")):
             self.flag(node, "outside_workspace", f"calls {bare}() (the home directory)")
+        elif LINK_CALLS.fullmatch(bare):
+            self.flag(node, "link", f"calls {bare}()")
+        elif isinstance(node.func, ast.Attribute) and node.func.attr in LINK_METHODS:
+            self.flag(node, "link", f"calls .{node.func.attr}()")
         elif bare in ("getattr", "builtins.getattr") and len(node.args) >= 2:
             attr = node.args[1]
             if isinstance(attr, ast.Constant) and attr.value in DANGEROUS_ATTRS:
@@ -208,6 +274,13 @@ class _Scanner(ast.NodeVisitor):
         else:
             self.flag(node, "outside_workspace", "reads an environment variable with a computed name")
 
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        if PYTEST_HOOK.fullmatch(node.name):  # a plugin's hook: it can rewrite test reports
+            self.flag(node, "test_infra", f"defines the pytest hook {node.name}()")
+        self.generic_visit(node)
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
     def visit_Expr(self, node: ast.Expr) -> None:
         if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
             self.docstrings.add(id(node.value))  # prose about /etc is not a read of /etc
@@ -231,3 +304,9 @@ class _Scanner(ast.NodeVisitor):
             self.flag(node, "outside_workspace", f"mentions /etc: {stripped[:60]!r}")
         if any(part in lowered for part in SENSITIVE_PARTS):
             self.flag(node, "outside_workspace", f"credential path {stripped[:60]!r}")
+        if REPO_INTERNALS.search(stripped):
+            self.flag(node, "repo_internals", f"names the git directory or .evoagent: {stripped[:60]!r}")
+        if GIT_RUNNERS.search(stripped):
+            self.flag(node, "repo_internals", f"names a git setting that runs programs: {stripped[:60]!r}")
+        if TEST_INFRA.search(stripped):
+            self.flag(node, "test_infra", f"names test infrastructure: {stripped[:60]!r}")

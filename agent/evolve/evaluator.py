@@ -7,6 +7,10 @@ report do not count. The kernel then takes the patch to a fresh workspace at P, 
 if it edits the hidden test files (test tampering), applies the hidden test part, runs the
 touched test files once and reads FAIL_TO_PASS and PASS_TO_PASS from JUnit. Resolved means
 every FAIL_TO_PASS test passes and every PASS_TO_PASS test still does.
+
+The patch goes through the same patch policy as a fix (`patch_policy`): sections that may never
+be delivered are dropped, and test infrastructure (a conftest.py that rewrites reports, say) is
+left out of the scored run and listed, so the patch cannot decide its own score.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from evoagent.sandbox.local import make_runner
 from evoagent.sandbox.testdetect import detect_test_command
 from evoagent.sandbox.workspace import GitError, Workspace, git
 
+from ..genome import Policy
+from ..patch_policy import review_patch
 from .patch_split import file_sections
 from .task_mining import ValidationConfig, _side, run_side
 from .tasks import Task
@@ -44,6 +50,10 @@ class Score:
     """FAIL_TO_PASS id -> pass | fail | skip | missing."""
     pass_to_pass: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    left_out: list[str] = field(default_factory=list)
+    """Test-infrastructure changes of the patch left out of the scored run ("path: why")."""
+    dropped: list[str] = field(default_factory=list)
+    """Sections of the patch the policy never applies ("path: why")."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,20 +74,21 @@ def score_patch(
     hidden = touched_paths(task.test_patch)
     if touched_paths(patch) & hidden:
         return Score(False, TAMPERED, tampered=True, seconds=round(time.monotonic() - started, 3))
+    review = review_patch(patch, Policy(), *_base_reader(repo, task.base_commit))
+    left_out = [str(change) for change in review.infrastructure]
+    dropped = [str(drop) for drop in review.dropped]
+    patch = review.deciding
     ws = Workspace.create(repo, sandboxes, rev=task.base_commit, include_user_changes=False,
                           history=False)
     try:
         for text, failure in ((patch, DOES_NOT_APPLY), (task.test_patch, TESTS_DO_NOT_APPLY)):
-            patch_file = ws.path / ".git" / "evoagent-score.patch"
-            patch_file.write_text(text)
             try:
-                git(ws.path, "apply", "--binary", "--whitespace=nowarn", str(patch_file))
+                ws.apply(text)
             except GitError as exc:
                 detail = (str(exc).split(": ", 1)[-1].splitlines() or [""])[0]
                 return Score(False, f"{failure}: {detail}"[:300],
-                             seconds=round(time.monotonic() - started, 3))
-            finally:
-                patch_file.unlink(missing_ok=True)
+                             seconds=round(time.monotonic() - started, 3),
+                             left_out=left_out, dropped=dropped)
         settings = {"venv": config.venv, "allow_network": config.allow_network,
                     "env": {"PYTHONDONTWRITEBYTECODE": "1"}}
         runner = make_runner(ws.sandbox_config(**settings), strict=config.strict)
@@ -92,7 +103,24 @@ def score_patch(
         v in ("pass", "skip") for v in p2p.values()
     )
     reason = "" if resolved else _failing(f2p, p2p)
-    return Score(resolved, reason, False, f2p, p2p, round(time.monotonic() - started, 3))
+    return Score(resolved, reason, False, f2p, p2p, round(time.monotonic() - started, 3),
+                 left_out, dropped)
+
+
+def _base_reader(repo: Path, base: str):
+    """(old_text, old_mode) at the task's base, read from the person's repository."""
+
+    def old_text(path: str) -> str | None:
+        try:
+            return git(repo, "cat-file", "blob", f"{base}:{path}")
+        except GitError:
+            return None
+
+    def old_mode(path: str) -> str | None:
+        entry = git(repo, "ls-tree", "-z", base, "--", path).split("\0")[0]
+        return entry.split(" ", 1)[0] if entry else None
+
+    return old_text, old_mode
 
 
 def _failing(f2p: dict[str, str], p2p: dict[str, str]) -> str:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EXIT_BUDGET, EvoError
+from ..terminal_text import one_line as printable
 from .archive import ADMITTED, GATING, PROPOSING, REJECTED, Archive, StageScore, Variant
 from .gates import duplicate_gate, load_gate, policy_gate, safety_gate
 from .genome_repo import GenomeRepo
@@ -179,7 +180,7 @@ class Evolution:
                                               self.repo.ref_of(variant.id))
             variant.status = GATING
         except EvoError as exc:
-            variant.status, variant.reason = REJECTED, f"meta agent: {exc.message}"
+            variant.status, variant.reason = REJECTED, f"meta agent: {printable(exc.message, 500)}"
         finally:
             variant.seconds += round(time.monotonic() - started, 3)
             with self._lock:
@@ -369,7 +370,8 @@ class Evolution:
             score = v.scores.get("val") or v.scores.get("small")
             rows.append(f"- {v.id} (from {v.parent}): {v.status}"
                         f"{' ' + str(score.resolved) + '/' + str(score.total) if score else ''}"
-                        f"{' — ' + v.reason if v.reason else ''}: {_title(v.proposal)}")
+                        f"{' — ' + printable(v.reason, 500) if v.reason else ''}: "
+                        f"{_title(v.proposal)}")
         return "\n".join(rows) or "(nothing tried yet)"
 
 
@@ -416,7 +418,7 @@ def _trajectory_tail(path: str, events: int = 6) -> str:
             continue
         if event.get("type") in ("tool_call", "tool_result", "test_result"):
             text = event.get("output") or json.dumps(event.get("arguments") or event.get("failing") or "")
-            picked.append(f"  {event['type']} {event.get('name', '')}: {str(text)[:200]}")
+            picked.append(f"  {event['type']} {event.get('name', '')}: {printable(str(text), 200)}")
         if len(picked) >= events:
             break
     return "\n".join(reversed(picked))

@@ -1,12 +1,19 @@
 """The gates a variant passes before its score counts, cheapest first. Each returns a
 `GateResult`; the first failure rejects the variant with that gate named.
 
-    load       the genome loads: TOML, prompt templates, and its Python tools and hooks
-               import in the sandbox with the right shape
+    load       nothing of the variant runs before its static scan is clean (no links in
+               the genome, no findings in its Python); then the genome loads: TOML, prompt
+               templates, and its Python tools and hooks import in the sandbox with the right
+               shape and each hook answers a sample call
     policy     policy.toml is not loosened (tightening is fine)
     duplicate  the change is not one already tried (same diff, or nearly)
     safety     the safety suite (safety.py) and a scan of the code the variant added
 The score gates (small stage, full val) live in evolve.py: they need the harness.
+
+A gate's detail becomes the variant's rejection reason, which the archive keeps and the next
+meta agent reads in its prompt. Parts of it come from the variant's own code (a hook's error
+text), so every detail is one bounded line with control characters removed, and nothing a
+sandbox wrote is ever quoted from a file (genome_code.py reads replies with `read_untrusted`).
 """
 
 from __future__ import annotations
@@ -20,6 +27,9 @@ from pathlib import Path
 from .archive import GateResult, Variant
 
 NEAR_DUPLICATE = 0.95
+DETAIL_CHARS = 500
+"""Most characters of a gate's detail (a rejection reason)."""
+POLICY_BYTES = 100_000
 _NOISE = re.compile(r"^(?:index [0-9a-f]+\.\.[0-9a-f]+.*|@@ .* @@.*)$", re.MULTILINE)
 
 
@@ -31,13 +41,24 @@ def _timed(name: str, check, worktree: Path | None = None) -> GateResult:
         problem = f"{type(exc).__name__}: {getattr(exc, 'message', None) or exc}"
     if problem and worktree is not None:  # genome-relative paths read better than tmp ones
         problem = problem.replace(f"{worktree}/", "")
+    if problem:
+        from ..genome_code import printable
+
+        problem = printable(problem, DETAIL_CHARS) or "rejected"
     return GateResult(name, not problem, problem or "", round(time.monotonic() - started, 3))
 
 
 def load_gate(worktree: Path, strict: bool = False) -> GateResult:
     def check() -> str:
         from ..genome import Genome, GenomeError
+        from .code_scan import scan_genome_code
 
+        # First, before any file is loaded or any code runs: a link could make the loader
+        # read a host file, and code the scan flags must not get to run even in the sandbox.
+        findings = scan_genome_code(worktree)
+        if findings:
+            more = f" (and {len(findings) - 1} more)" if len(findings) > 1 else ""
+            return f"genome-code: {_finding_text(findings[0])}{more}"
         try:
             Genome.load(worktree)
         except GenomeError as exc:
@@ -66,10 +87,13 @@ def policy_gate(parent_policy: str | None, worktree: Path) -> GateResult:
     def check() -> str:
         import tomllib
 
+        from evoagent.sandbox.untrusted_files import read_untrusted_text
+
         from ..genome import Policy
 
         try:
-            new = Policy(**tomllib.loads((worktree / "policy.toml").read_text()))
+            text = read_untrusted_text(worktree / "policy.toml", POLICY_BYTES, root=worktree)
+            new = Policy(**tomllib.loads(text))
         except Exception as exc:
             return f"policy.toml does not load: {exc}"
         old = Policy(**tomllib.loads(parent_policy)) if parent_policy else Policy()

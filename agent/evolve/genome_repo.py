@@ -4,7 +4,11 @@ promotion and rollback.
 `main` is the live agent and the repository's working tree is always a checkout of it.
 A variant is a branch `variants/<id>` forked from its parent, edited in a linked worktree
 under `.evoagent/evolve/worktrees/` (this repository is ours, so a linked worktree is fine
-here, unlike in the user's repository). Lineage and scores are written as git notes
+here, unlike in the user's repository). A variant's worktree is written by the meta agent
+and its sandboxed tools, so git never discovers anything from it: every host git call on a
+worktree names the worktree's admin directory (found from this repository's own
+`.git/worktrees/*/gitdir`, which nothing sandboxed can write) and the tree explicitly, with
+`sandbox.hostgit`'s locked-down environment. Lineage and scores are written as git notes
 (`refs/notes/evoagent`) on the variant's head, so the genome repository alone tells the
 story. Promotion moves `main` and tags the old one `promoted/<n>-previous`; rollback moves
 `main` back to any earlier tag or commit. Both refuse when the live genome has uncommitted
@@ -13,11 +17,12 @@ edits (they would be lost).
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
+
+from evoagent.sandbox import hostgit
 
 from ..errors import EvoError
 from ..genome import GENOME_IDENTITY
@@ -31,18 +36,35 @@ class GenomeRepo:
     def __init__(self, path: Path):
         self.path = Path(path)
 
-    def git(self, *args: str, cwd: Path | None = None, check: bool = True,
+    def git(self, *args: str, worktree: Path | None = None, check: bool = True,
             stdin: str | None = None) -> str:
+        """git on the genome repository, or on one of its linked `worktree`s (named
+        explicitly, never discovered from the worktree's own `.git`)."""
         name, email = GENOME_IDENTITY
-        env = {**os.environ, "GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email,
+        env = {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email,
                "GIT_COMMITTER_NAME": name, "GIT_COMMITTER_EMAIL": email}
-        proc = subprocess.run(["git", "-c", "commit.gpgsign=false", "-c", "core.hooksPath=/dev/null",
-                               *args], cwd=cwd or self.path, env=env, input=stdin,
-                              capture_output=True, text=True)
+        if worktree is None:
+            git_dir, tree = self.path / ".git", self.path
+        else:
+            git_dir, tree = self._admin_dir(worktree), worktree
+            hostgit.strip_nested_repos(worktree)
+        proc = hostgit.run(git_dir, tree, *args, env=env,
+                           input=stdin.encode() if stdin is not None else None, check=False)
+        err = proc.stderr.decode("utf-8", "replace").strip()
         if check and proc.returncode != 0:
             raise EvoError(f"git {' '.join(args[:2])} in the genome failed: "
-                           f"{proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}")
-        return proc.stdout.strip()
+                           f"{err.splitlines()[-1] if err else proc.returncode}")
+        return proc.stdout.decode("utf-8", "replace").strip()
+
+    def _admin_dir(self, worktree: Path) -> Path:
+        """The `.git/worktrees/<name>` directory of a linked worktree of this repository."""
+        wanted = (Path(worktree).resolve() / ".git").as_posix()
+        admin = self.path / ".git" / "worktrees"
+        for entry in sorted(admin.iterdir()) if admin.is_dir() else []:
+            gitdir = entry / "gitdir"
+            if gitdir.is_file() and gitdir.read_text().strip() == wanted:
+                return entry
+        raise EvoError(f"{worktree} is not a worktree of the genome repository")
 
     # -- refs -------------------------------------------------------------------------------
 
@@ -83,14 +105,14 @@ class GenomeRepo:
 
     def commit_all(self, worktree: Path, message: str) -> str | None:
         """Commit everything in the worktree; the new sha, or None when nothing changed."""
-        self.git("add", "-A", cwd=worktree)
-        if not self.git("status", "--porcelain", cwd=worktree):
+        self.git("add", "-A", worktree=worktree)
+        if not self.git("diff", "--cached", "--name-only", worktree=worktree):
             return None
-        self.git("commit", "-q", "--no-verify", "-m", message, cwd=worktree)
-        return self.git("rev-parse", "HEAD", cwd=worktree)
+        self.git("commit", "-q", "--no-verify", "-m", message, worktree=worktree)
+        return self.git("rev-parse", "HEAD", worktree=worktree)
 
     def drop_worktree(self, worktree: Path) -> None:
-        self.git("worktree", "remove", "--force", str(worktree), check=False)
+        # Deleted by hand, then pruned: `git worktree remove` would look inside the tree.
         shutil.rmtree(worktree, ignore_errors=True)
         self.git("worktree", "prune", check=False)
 

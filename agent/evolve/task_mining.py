@@ -29,7 +29,7 @@ from pathlib import Path
 from evoagent.sandbox.local import make_runner
 from evoagent.sandbox.testdetect import TestCommand
 from evoagent.sandbox.testrun import TestRun, run_tests
-from evoagent.sandbox.workspace import GitError, Workspace, git
+from evoagent.sandbox.workspace import GitError, Workspace
 
 from .patch_split import changed_test_names, touched_by_diff
 from .task_candidates import Candidate
@@ -264,14 +264,10 @@ def _cascade(before: Side, f2p: list[str], diff_tests: list[str], limit: int) ->
 
 def _apply(ws: Workspace, patch: str) -> str:
     """Apply `patch` to the workspace's tree; "" when it applied, else git's first line."""
-    patch_file = ws.path / ".git" / "evoagent-part.patch"
-    patch_file.write_text(patch)
     try:
-        git(ws.path, "apply", "--binary", "--whitespace=nowarn", str(patch_file))
+        ws.apply(patch)
     except GitError as exc:
         return (str(exc).split(": ", 1)[-1].splitlines() or ["git apply failed"])[0]
-    finally:
-        patch_file.unlink(missing_ok=True)
     return ""
 
 

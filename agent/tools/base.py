@@ -34,6 +34,9 @@ class ToolOutput:
 class ToolContext:
     workspace: Path
     """Root of the sandbox worktree; every path a tool takes is relative to it."""
+    git_dir: Path | None = None
+    """The workspace's git directory (kept outside the tree, out of the sandbox's reach).
+    None: a plain directory, searched without any repository's configuration."""
     output_limit: int = DEFAULT_OUTPUT_LIMIT
     """Characters of tool output the model sees; longer output keeps its head and tail."""
     run_command: Callable[[str, float], tuple[int | None, str]] | None = None

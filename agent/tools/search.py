@@ -1,9 +1,16 @@
-"""search: `git grep` over the workspace, tracked and untracked (not ignored) files."""
+"""search: `git grep` over the workspace, tracked and untracked (not ignored) files.
+
+git runs on the host, so it goes through `hostgit`: the workspace's own git directory (never
+one the sandbox could write), no nested repositories; without one, `--no-index` and no
+repository at all.
+"""
 
 from __future__ import annotations
 
 import subprocess
 from typing import Any
+
+from evoagent.sandbox import hostgit
 
 from .base import Tool, ToolContext, ToolOutput
 
@@ -36,14 +43,23 @@ class SearchTool(Tool):
         pattern = args["pattern"]
         if not pattern:
             return ToolOutput("search: pattern is empty", ok=False)
-        cmd = ["git", "-c", "core.quotePath=false", "grep", "-n", "-I", "--no-color", "--untracked"]
-        cmd += ["-F"] if args.get("fixed_strings") else ["-E"]
+        grep = ["-c", "core.quotePath=false", "grep", "-n", "-I", "--no-color"]
+        query = ["-F"] if args.get("fixed_strings") else ["-E"]
         if args.get("ignore_case"):
-            cmd.append("-i")
-        cmd += ["-e", pattern]
+            query.append("-i")
+        query += ["-e", pattern]
         if args.get("path"):
-            cmd += ["--", f":(glob){args['path']}"]
-        proc = subprocess.run(cmd, cwd=ctx.workspace, capture_output=True, check=False)
+            query += ["--", f":(glob){args['path']}"]
+        if ctx.git_dir is not None:
+            hostgit.strip_nested_repos(ctx.workspace)
+            proc = hostgit.run(ctx.git_dir, ctx.workspace, *grep, "--untracked", *query,
+                               check=False)
+        else:
+            proc = subprocess.run(
+                ["git", *grep, "--no-index", "--exclude-standard", *query],
+                cwd=ctx.workspace, capture_output=True, check=False,
+                env=hostgit.safe_env({"GIT_DIR": "/nonexistent"}),
+            )
         if proc.returncode == 1:
             where = f" in {args['path']}" if args.get("path") else ""
             return ToolOutput(f"no matches for {pattern!r}{where}", data={"matches": 0})

@@ -1,20 +1,35 @@
-"""Settings precedence: defaults < user config < pyproject < .evoagent/config.toml < env < CLI."""
+"""Settings precedence: defaults < user config < pyproject < .evoagent/config.toml < env < CLI,
+and who may set what (the repository's own files only the keys WHO_MAY_SET allows)."""
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
-from evoagent.agent.config import Settings, load_settings, store_uri, user_config_path
+from evoagent.agent.config import (
+    PERSON_ONLY,
+    WHO_MAY_SET,
+    Settings,
+    Who,
+    load_settings,
+    store_uri,
+    user_config_path,
+)
 from evoagent.agent.errors import EvoError
 from evoagent.agent.state import RepoState
 
 LAYERS = ["user", "pyproject", "repo", "env", "cli"]
+PERSON_LAYERS = ["user", "repo", "env", "cli"]
+"""Where the person sets things: `repo` is an .evoagent/config.toml git does not track."""
 
 
 @pytest.fixture
 def state(tmp_path) -> RepoState:
-    """A repo root with an empty .evoagent/ (load_settings reads files, not git)."""
+    """A git work tree with an empty, untracked .evoagent/ (git decides whose the repo
+    config is)."""
     root = tmp_path / "repo"
     (root / ".evoagent").mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
     return RepoState(root)
 
 
@@ -23,21 +38,22 @@ def _write(path, text: str) -> None:
     path.write_text(text)
 
 
-def set_layer(layer: str, state: RepoState, monkeypatch, model: str) -> dict:
-    """Set `model` in one layer; returns the CLI overrides (non-empty only for 'cli')."""
+def set_layer(layer: str, state: RepoState, monkeypatch, value: str, key: str = "test_command"
+              ) -> dict:
+    """Set `key` in one layer; returns the CLI overrides (non-empty only for 'cli')."""
     if layer == "user":
-        _write(user_config_path(), f'model = "{model}"\n')
+        _write(user_config_path(), f'{key} = "{value}"\n')
     elif layer == "pyproject":
         _write(
             state.root / "pyproject.toml",
-            f'[project]\nname = "x"\n\n[tool.evoagent]\nmodel = "{model}"\n',
+            f'[project]\nname = "x"\n\n[tool.evoagent]\n{key} = "{value}"\n',
         )
     elif layer == "repo":
-        _write(state.config_file, f'model = "{model}"\n')
+        _write(state.config_file, f'{key} = "{value}"\n')
     elif layer == "env":
-        monkeypatch.setenv("EVOAGENT_MODEL", model)
+        monkeypatch.setenv(f"EVOAGENT_{key.upper()}", value)
     elif layer == "cli":
-        return {"model": model}
+        return {key: value}
     return {}
 
 
@@ -62,14 +78,144 @@ def test_user_config_follows_xdg(tmp_path, monkeypatch):
 def test_each_layer_beats_the_ones_below(state, monkeypatch, top):
     overrides: dict = {}
     for layer in LAYERS[: LAYERS.index(top) + 1]:
-        overrides |= set_layer(layer, state, monkeypatch, f"model-from-{layer}")
-    assert load_settings(state, overrides).model == f"model-from-{top}"
+        overrides |= set_layer(layer, state, monkeypatch, f"from-{layer}")
+    assert load_settings(state, overrides).test_command == f"from-{top}"
 
 
 @pytest.mark.parametrize("layer", LAYERS)
 def test_each_layer_alone_beats_defaults(state, monkeypatch, layer):
     overrides = set_layer(layer, state, monkeypatch, f"only-{layer}")
-    assert load_settings(state, overrides).model == f"only-{layer}"
+    assert load_settings(state, overrides).test_command == f"only-{layer}"
+
+
+@pytest.mark.parametrize("top", PERSON_LAYERS)
+def test_the_persons_layers_keep_their_order_for_person_only_keys(state, monkeypatch, top):
+    overrides: dict = {}
+    for layer in PERSON_LAYERS[: PERSON_LAYERS.index(top) + 1]:
+        overrides |= set_layer(layer, state, monkeypatch, f"model-from-{layer}", "model")
+    assert load_settings(state, overrides).model == f"model-from-{top}"
+
+
+# -- who may set what ------------------------------------------------------------------------
+
+
+def test_every_setting_is_classified():
+    """A new Settings field must say whether a repository may set it (the module refuses to
+    import otherwise; this names the field)."""
+    assert set(WHO_MAY_SET) == set(Settings.model_fields)
+    assert all(isinstance(who, Who) and reason for who, reason in WHO_MAY_SET.values())
+
+
+def test_what_only_the_person_may_set():
+    """Anything that picks code, a model or endpoint, or where data goes."""
+    assert {"model", "embedding", "store"} == PERSON_ONLY
+
+
+PERSON_VALUES = {"model": "scripted/tools/x.py", "embedding": "litellm:text-embedding-3-small",
+                 "store": "s3://elsewhere/memory"}
+
+
+@pytest.mark.parametrize("key", sorted(PERSON_ONLY))
+def test_pyproject_may_not_set_a_person_only_key(state, monkeypatch, capsys, key):
+    set_layer("pyproject", state, monkeypatch, PERSON_VALUES[key], key)
+    assert load_settings(state) == Settings()
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"evoagent: ignoring {key!r} from {state.root / 'pyproject.toml'} "
+                          "[tool.evoagent]: a repository may not set it")
+
+
+@pytest.mark.parametrize("key", sorted(PERSON_ONLY))
+@pytest.mark.parametrize("layer", PERSON_LAYERS)
+def test_the_person_sets_person_only_keys_silently(state, monkeypatch, capsys, key, layer):
+    overrides = set_layer(layer, state, monkeypatch, PERSON_VALUES[key], key)
+    assert getattr(load_settings(state, overrides), key) == PERSON_VALUES[key]
+    assert capsys.readouterr().err == ""
+
+
+def test_repository_keys_from_pyproject_are_kept_silently(state, capsys):
+    _write(state.root / "pyproject.toml",
+           '[tool.evoagent]\ntest_command = "make check"\nmine_batch = 10\nvenv = "env"\n')
+    settings = load_settings(state)
+    assert (settings.test_command, settings.mine_batch, settings.venv) == ("make check", 10, "env")
+    assert capsys.readouterr().err == ""
+
+
+def _commit(root, *paths: str) -> None:
+    subprocess.run(["git", "-C", str(root), "add", "-f", *paths], check=True)
+    subprocess.run(["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@t",
+                    "commit", "-qm", "x"], check=True)
+
+
+def test_a_tracked_repo_config_is_the_repositorys(state, capsys):
+    _write(state.config_file, 'model = "repo-model"\ntest_command = "make check"\n')
+    _commit(state.root, ".evoagent/config.toml")
+    settings = load_settings(state)
+    assert (settings.model, settings.test_command) == (None, "make check")
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"evoagent: ignoring 'model' from {state.config_file} (tracked by git)")
+
+
+def test_a_staged_repo_config_is_the_repositorys_too(state, capsys):
+    _write(state.config_file, 'store = "/tmp/elsewhere"\n')
+    subprocess.run(["git", "-C", str(state.root), "add", "-f", ".evoagent/config.toml"],
+                   check=True)
+    assert load_settings(state).store is None
+    assert "ignoring 'store'" in capsys.readouterr().err
+
+
+def test_a_repo_config_behind_a_tracked_symlink_is_the_repositorys(state, tmp_path, capsys):
+    """`git ls-files .evoagent/config.toml` says nothing when `.evoagent` itself is a
+    committed symlink; its parents are checked too."""
+    real = state.root / "settings"
+    _write(real / "config.toml", 'model = "repo-model"\n')
+    state.dir.rmdir()
+    state.dir.symlink_to("settings")
+    _commit(state.root, ".evoagent", "settings")
+    assert load_settings(state).model is None
+    # the repository's file, and behind a link: not even read
+    assert ".evoagent is not a directory" in capsys.readouterr().err
+
+
+def test_outside_a_git_work_tree_the_repo_config_counts_as_the_repositorys(tmp_path, capsys):
+    root = tmp_path / "plain"
+    _write(root / ".evoagent" / "config.toml", 'model = "m"\n')
+    assert load_settings(RepoState(root)).model is None
+    assert "ignoring 'model'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("venv", ["/opt/venv", "../outside", "inside/../../outside", "link"])
+def test_a_repository_venv_must_stay_inside_it(state, tmp_path, capsys, venv):
+    (tmp_path / "outside").mkdir()
+    (state.root / "link").symlink_to(tmp_path / "outside")
+    _write(state.root / "pyproject.toml", f'[tool.evoagent]\nvenv = "{venv}"\n')
+    assert load_settings(state).venv is None
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("evoagent: ignoring 'venv' from ")
+    assert "inside the repository" in line
+
+
+def test_the_persons_venv_may_be_anywhere(state, monkeypatch, capsys):
+    monkeypatch.setenv("EVOAGENT_VENV", "/opt/venv")
+    assert load_settings(state).venv == "/opt/venv"
+    assert capsys.readouterr().err == ""
+
+
+def test_a_symlinked_pyproject_is_not_followed(state, tmp_path, capsys):
+    secret = tmp_path / "secret.toml"
+    secret.write_text('[tool.evoagent]\ntest_command = "SECRET-BYTES"\n')
+    (state.root / "pyproject.toml").symlink_to(secret)
+    assert load_settings(state) == Settings()
+    err = capsys.readouterr().err
+    assert err.startswith("evoagent: not reading settings from ") and err.count("\n") == 1
+    assert "SECRET" not in err
+
+
+def test_the_warning_is_printed_once_per_process(state, capsys):
+    _write(state.root / "pyproject.toml", '[tool.evoagent]\nstore = "/elsewhere"\n')
+    load_settings(state)
+    load_settings(state)
+    assert capsys.readouterr().err.count("ignoring 'store'") == 1
 
 
 def test_layers_merge_per_key(state, monkeypatch):
@@ -126,13 +272,14 @@ def test_invalid_toml_names_the_file(state, where):
     "layer, source",
     [
         ("user", "USER"),
-        ("pyproject", "pyproject.toml [tool.evoagent]"),
+        ("pyproject", "PYPROJECT"),
         ("repo", "REPO"),
         ("cli", "command line"),
     ],
 )
 def test_unknown_key_names_its_source(state, monkeypatch, layer, source):
-    source = {"USER": str(user_config_path()), "REPO": str(state.config_file)}.get(source, source)
+    source = {"USER": str(user_config_path()), "REPO": str(state.config_file),
+              "PYPROJECT": f"{state.root / 'pyproject.toml'} [tool.evoagent]"}.get(source, source)
     overrides = {}
     if layer == "user":
         _write(user_config_path(), 'modle = "typo"\n')

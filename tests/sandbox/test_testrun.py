@@ -1,5 +1,6 @@
 import shutil
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,65 @@ def test_go_json_stream_is_parsed():
         "x/y/TestC": "skipped",
     }
     assert outcomes["x/y/TestA"].message == "a_test.go:9: want 2"
+
+
+# The repository's own conftest swaps the JUnit report (in a directory writable in the sandbox)
+# for something else once pytest has written it: what the kernel reads back is up to the repo.
+SWAP_REPORT = """\
+import os
+
+
+def pytest_unconfigure(config):
+    path = config.option.xmlpath
+    if path and os.path.exists(path):
+        os.unlink(path)
+        {swap}
+"""
+FORGED = """<?xml version="1.0"?><testsuites><testsuite name="pytest">
+<testcase classname="tests.test_demo" name="test_{canary}" file="tests/test_demo.py">
+<failure message="{canary}">{canary}</failure></testcase></testsuite></testsuites>"""
+
+
+@pytest.mark.parametrize("swap", ["link", "shadow", "fifo", "directory"])
+def test_a_report_swapped_for_a_link_or_special_file_is_no_report(git_repo, tmp_path, swap):
+    canary = f"canary{uuid.uuid4().hex}"
+    outside = tmp_path / "outside.xml"  # a host file (JUnit-shaped, to show it is never parsed)
+    outside.write_text(FORGED.format(canary=canary))
+    code = {"link": f"os.symlink({str(outside)!r}, path)",
+            "shadow": "os.symlink('/etc/shadow', path)",
+            "fifo": "os.mkfifo(path)",  # reading it would block the kernel
+            "directory": "os.mkdir(path)"}[swap]
+    git_repo.commit("tests", {
+        "pyproject.toml": "[project]\nname = 'demo'\n",
+        "tests/test_demo.py": "def test_passes():\n    assert True\n",
+        "conftest.py": SWAP_REPORT.format(swap=code),
+    })
+    ws = Workspace.create(git_repo.path, git_repo.path / ".evoagent" / "sandboxes")
+    venv = Path(sys.prefix) if sys.prefix != sys.base_prefix else None
+    runner = BwrapRunner(ws.sandbox_config(venv=venv))
+    command = TestCommand((sys.executable, "-m", "pytest"), "pytest", "test")
+
+    run = run_tests(runner, ws.path, command, timeout=60)
+
+    assert run.exit_code == 0 and not run.junit_found  # exit code only, as with no report
+    assert run.passed == run.failed == run.errors == [] and run.problems == {}
+    assert canary not in run.digest() and "root:" not in run.digest()
+
+
+def test_read_report_refuses_links_and_special_files(tmp_path):
+    from evoagent.sandbox.junit import read_report
+
+    report = tmp_path / "report"
+    report.mkdir()
+    secret = tmp_path / "secret.xml"
+    secret.write_text("<testsuites/>")
+    (report / "junit.xml").symlink_to(secret)
+    (report / "dir").mkdir()
+    (report / "dir" / "go.json").write_text("{}")
+    (tmp_path / "linked").symlink_to(report / "dir")
+    (report / "real.xml").write_text("<testsuites/>")
+    assert read_report(report / "junit.xml", report) is None
+    assert read_report(report / "missing.xml", report) is None
+    assert read_report(report / "real.xml", report) == b"<testsuites/>"
+    assert read_report(report / "dir" / "go.json", report) == b"{}"
+    assert read_report(tmp_path / "linked" / "go.json", tmp_path) is None  # a link above it

@@ -38,3 +38,14 @@ def test_with_bwrap_make_runner_isolates():
     if local.bwrap_path() is None:
         pytest.skip("bubblewrap (bwrap) is not installed")
     assert isinstance(make_runner(strict=True), BwrapRunner)
+
+
+def test_unisolated_runner_ignores_read_only_binds(no_bwrap, tmp_path):
+    history = tmp_path / "history"
+    history.mkdir()
+    config = SandboxConfig(ro_binds=((history, tmp_path / "tree" / ".git"),))
+    with pytest.warns(UnisolatedWarning):
+        runner = make_runner(config)
+    result = runner.run("echo ran", tmp_path)
+    assert result.exit_code == 0 and result.output == "ran\n" and not result.isolated
+    assert not (tmp_path / "tree").exists()  # nothing is bound, nothing is created

@@ -1,7 +1,7 @@
 import subprocess
 
 import pytest
-from evoagent.sandbox.workspace import Workspace
+from evoagent.sandbox.workspace import GitError, Workspace
 
 
 def snapshot(repo):
@@ -46,7 +46,9 @@ def test_workspace_holds_head_plus_every_kind_of_user_change(dirty_repo, tmp_pat
     before = snapshot(dirty_repo)
     ws = Workspace.create(dirty_repo.path, dirty_repo.path / ".evoagent" / "sandboxes")
 
-    assert ws.path.parent == (dirty_repo.path / ".evoagent" / "sandboxes").resolve()
+    assert ws.path.parent.parent == (dirty_repo.path / ".evoagent" / "sandboxes").resolve()
+    assert ws.git_dir == ws.path.parent / "git"  # history lives beside the tree, not in it
+    assert list((ws.path / ".git").iterdir()) == []
     assert (ws.path / "a.txt").read_text() == "a3 unstaged on top\n"
     assert (ws.path / "b.txt").read_text() == "b2 unstaged\n"
     assert (ws.path / ".gitignore").read_text() == "*.log\n"
@@ -60,7 +62,7 @@ def test_workspace_holds_head_plus_every_kind_of_user_change(dirty_repo, tmp_pat
     assert ws.diff_since_base() == ""
     assert snapshot(dirty_repo) == before
     ws.remove()
-    assert not ws.path.exists()
+    assert not ws.path.exists() and not ws.git_dir.exists()
     assert snapshot(dirty_repo) == before
 
 
@@ -83,10 +85,7 @@ def test_checkpoint_diff_and_reset(dirty_repo, tmp_path):
     ws = Workspace.create(dirty_repo.path, tmp_path / "ws")
     (ws.path / "b.txt").write_text("agent edit\n")
     first = ws.checkpoint("attempt 1")
-    log = subprocess.run(
-        ["git", "log", "-1", "--format=%an <%ae>%n%s"], cwd=ws.path, capture_output=True, text=True
-    ).stdout
-    assert log == "evoagent <evoagent@localhost>\nattempt 1\n"
+    assert ws.git("log", "-1", "--format=%an <%ae>%n%s") == "evoagent <evoagent@localhost>\nattempt 1\n"
 
     (ws.path / "a.txt").unlink()
     (ws.path / "brand_new.py").write_text("x = 1\n")
@@ -95,8 +94,8 @@ def test_checkpoint_diff_and_reset(dirty_repo, tmp_path):
     assert "deleted file mode" in diff and "a/a.txt" in diff
     assert "+++ b/brand_new.py" in diff
     assert "untracked.py" not in diff  # user changes are in the baseline, not the diff
-    applied = subprocess.run(["git", "apply", "--check", "-"], cwd=ws.path, input=diff.encode())
-    assert applied.returncode != 0  # sanity: it is a real patch against base, not the tree
+    with pytest.raises(GitError):  # sanity: it is a real patch against base, not the tree
+        ws.git("apply", "--check", "-", input=diff.encode())
 
     ws.reset_to(first)
     assert (ws.path / "a.txt").read_text() == "a3 unstaged on top\n"
@@ -109,11 +108,12 @@ def test_checkpoint_diff_and_reset(dirty_repo, tmp_path):
 def test_checkpoint_ignores_hooks_and_signing(git_repo, tmp_path):
     git_repo.commit("one", {"f.txt": "1\n"})
     ws = Workspace.create(git_repo.path, tmp_path / "ws")
-    hooks = ws.path / ".git" / "hooks"
+    hooks = ws.git_dir / "hooks"
     hooks.mkdir()
     (hooks / "pre-commit").write_text("#!/bin/sh\nexit 1\n")
     (hooks / "pre-commit").chmod(0o755)
-    subprocess.run(["git", "config", "commit.gpgsign", "true"], cwd=ws.path, check=True)
+    subprocess.run(["git", "--git-dir", str(ws.git_dir), "config", "commit.gpgsign", "true"],
+                   check=True)
     (ws.path / "f.txt").write_text("2\n")
     sha = ws.checkpoint("passes despite the hook")
     assert sha == ws.head() != ws.base

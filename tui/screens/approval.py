@@ -34,7 +34,7 @@ class ApprovalScreen(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Vertical(id="approval-dialog"):
             yield Label(ACTION_TITLES.get(self.action_name, f"Approve: {self.action_name}"),
-                        id="approval-title")
+                        id="approval-title", markup=False)
             with VerticalScroll(id="approval-detail"):
                 yield Static(Text(self.detail[:DETAIL_CHARS]))
             with Horizontal(id="approval-buttons"):

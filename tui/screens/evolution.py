@@ -279,7 +279,7 @@ class EvolutionScreen(Screen):
         rows = outcome_rows(variant)
         self.outcomes.clear()
         for task, stage, mine, theirs in rows:
-            self.outcomes.add_row(task, stage, mark(mine), mark(theirs))
+            self.outcomes.add_row(Text(task), stage, mark(mine), mark(theirs))
         self.outcomes.display = bool(rows)
 
     def _current(self) -> Any:

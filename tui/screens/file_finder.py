@@ -9,6 +9,7 @@ from textual import getters, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList
 from textual.widgets.option_list import Option
@@ -61,7 +62,8 @@ class FileFinderScreen(ModalScreen[str | None]):
 
     def _refresh(self, query: str) -> None:
         self.options.clear_options()
-        self.options.add_options([Option(p, id=p) for p in rank(query, self.paths, 50)])
+        # Content, not markup: a file may be named `[/b]` or `[@click=app.quit]`.
+        self.options.add_options([Option(Content(p), id=p) for p in rank(query, self.paths, 50)])
         if self.options.option_count:
             self.options.highlighted = 0
 

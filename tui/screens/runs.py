@@ -68,7 +68,7 @@ class RunsScreen(Screen):
         for run in runs:
             title = run.title if len(run.title) <= 36 else run.title[:35] + "…"
             self.table.add_row(
-                title,
+                Text(title),  # the words, not markup
                 Text(run.status, style=STATUS_STYLES.get(run.status, "")),
                 run.cost_label,
                 "yes" if run.patch_path else "-",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual.content import Content
 from textual.widgets import Collapsible, Static
 
 from .tool_call import bounded
@@ -21,7 +22,7 @@ class CommandOutput(Collapsible):
         where = "" if isolated else " unisolated"
         super().__init__(
             Static(Text(bounded(output) or "(no output)")),
-            title=f"$ {command}  ({status}, {seconds:.1f}s{where})",
+            title=Content(f"$ {command}  ({status}, {seconds:.1f}s{where})"),  # not markup
             collapsed=True,
         )
         self.set_class(exit_code != 0, "-failed")

@@ -91,6 +91,12 @@ class Conversation(VerticalScroll):
             kind = "success" if not (event.failed or event.errors) else "error"
             await self.add_note(f"tests (attempt {event.attempt}): {event.passed} passed, "
                                 f"{event.failed} failed, {event.errors} errors", kind)
+        elif isinstance(event, ev.PatchFiltered):
+            for line in event.dropped:
+                await self.add_note(f"dropped from the patch: {line}", "error")
+            for line in event.left_out:
+                await self.add_note(f"left out of the verdict (test infrastructure): {line}",
+                                    "error")
         elif isinstance(event, ev.DiffProposed):
             files = sum(1 for line in event.diff.splitlines() if line.startswith("diff --git"))
             await self.add_note(f"diff proposed (attempt {event.attempt}): {files} file(s)")

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from rich.text import Text
+from textual.content import Content
 from textual.widgets import Collapsible, Static
 
 ARG_PREVIEW = 60
@@ -39,14 +40,15 @@ class ToolCallView(Collapsible):
         args = json.dumps(arguments, indent=2, ensure_ascii=False)
         self._result: Static | None = None
         super().__init__(
-            Static(Text(bounded(args)), classes="tool-args"), title=self.base_title,
+            # Titles are Content: a str title is read as markup, and the model wrote it.
+            Static(Text(bounded(args)), classes="tool-args"), title=Content(self.base_title),
             collapsed=True,
         )
 
     def set_result(self, output: str, ok: bool) -> None:
         """Mark the title and add the output (now, or when mounted)."""
         title = f"{self.base_title}  {'✓' if ok else '✗'}"
-        self.title = title
+        self.title = Content(title)
         self._apply_title()
         # Collapsible re-applies its title while mounting; apply ours again after that.
         self.call_after_refresh(self._apply_title)

@@ -223,7 +223,7 @@ def test_a_helpful_change_is_admitted_with_a_higher_score(world, evolved):
 @pytest.mark.parametrize("kind, gate, words", [
     ("loosen", "policy", "network turned on"),
     ("reckless", "safety", "test-tampering"),
-    ("ssh-tool", "safety", "genome-code"),
+    ("ssh-tool", "load", "genome-code"),
     ("broken", "load", "agent.toml"),
     ("crash-hook", None, "hook exploded"),
 ])
