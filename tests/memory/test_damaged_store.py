@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from evoagent.agent.cli import main
+from cli_helpers import run_main
 from evoagent.memory.knowledge import Knowledge, KnowledgeStore
 from evoagent.memory.store import MemoryStore
 
@@ -40,20 +40,6 @@ HISTORY = [
     ("Fix refund sign for negative ledger amounts", {"shop/refunds.py": FILES["shop/refunds.py"].replace(
         "-amount", "-abs(amount)")}),
 ]
-
-
-def run_main(repo: Path, monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """`evoagent ARGS` through the console entry point, as cli_helpers.run_main, but a
-    command that succeeds (main() returns) is exit code 0 instead of a test failure."""
-    monkeypatch.chdir(repo)
-    monkeypatch.setattr(sys, "argv", ["evoagent", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def mined(git_repo, monkeypatch, capsys) -> Path:
