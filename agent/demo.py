@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from .errors import EXIT_MODEL, EvoError
 from .scripted_provider import ScriptedReply, ScriptedToolCall, register_script
 
 DEMO_SCRIPT = "evoagent-demo"
@@ -46,6 +47,12 @@ def test_above():
 }
 
 BUGGY = "    if value > high:\n        return low\n"
+PYTEST_MISSING = 10
+"""The probe's exit status when the sandbox's python runs but has no pytest."""
+PYTEST_PROBE = (
+    "import importlib.util, sys; print(sys.executable); "
+    f"sys.exit(0 if importlib.util.find_spec('pytest') else {PYTEST_MISSING})"
+)
 
 
 def _call(name: str, **arguments) -> ScriptedReply:
@@ -99,3 +106,26 @@ def build_demo_repo(where: Path) -> Path:
 def register_demo_script() -> str:
     register_script(DEMO_SCRIPT, demo_steps())
     return f"scripted/{DEMO_SCRIPT}"
+
+
+def require_pytest(venv: Path | None) -> None:
+    """The demo's tests run as `python -m pytest` in the sandbox; ask the sandbox, before
+    anything else, whether the `python` it finds there has pytest. Without it the scripted
+    replies would meet test results they were not written for and run out (exit 3, "script
+    exhausted"), which says nothing about the cause. Missing: one line, exit 3 (a
+    prerequisite is unavailable, as with a missing model; nothing the person typed was wrong)."""
+    from evoagent.sandbox.config import SandboxConfig
+    from evoagent.sandbox.local import make_runner
+
+    runner = make_runner(SandboxConfig(venv=venv))
+    result = runner.run(["python", "-c", PYTEST_PROBE], Path("/"), timeout=60)
+    if result.exit_code == 0:
+        return
+    first = (result.output.strip().splitlines() or [""])[0].strip()
+    if result.exit_code == PYTEST_MISSING:
+        raise EvoError(f"pytest is not installed for {first}, the python the demo's sandbox runs "
+                       f"its tests with: install it there (`{first} -m pip install pytest`) "
+                       "or put a python that has it first on PATH", EXIT_MODEL)
+    why = first or f"exit status {result.exit_code}"
+    raise EvoError(f"the demo's sandbox cannot run `python` ({why}): put a Python 3 with pytest "
+                   "first on PATH", EXIT_MODEL)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-# Exit codes (README "Exit codes"): shared by every command, `fix` documents all five.
+# Exit codes (README "Exit codes"): shared by every command, `fix` documents all six.
 EXIT_OK = 0
 EXIT_NOT_FIXED = 1
 EXIT_USAGE = 2
 EXIT_MODEL = 3
 EXIT_BUDGET = 4
+EXIT_NO_VERDICT = 5
+"""`fix`: the tests could not run, so nothing proves or disproves the patch."""
 
 
 class EvoError(Exception):

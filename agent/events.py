@@ -84,6 +84,17 @@ class DiffProposed(Event):
 
 
 @dataclass
+class TestCommandChosen(Event):
+    """Which command the kernel runs the repository's tests with, and why: `source` is
+    "config" or the file that revealed it; empty `argv` and `source` when none was found."""
+
+    __test__ = False  # not a pytest test class
+    kind: ClassVar[str] = "test_command"
+    argv: list[str] = field(default_factory=list)
+    source: str = ""
+
+
+@dataclass
 class PatchFiltered(Event):
     """The patch policy changed what an attempt delivers or what decides it: `dropped` are
     sections never delivered ("path: reason"), `left_out` test-infrastructure changes kept in
@@ -105,6 +116,8 @@ class TestResult(Event):
     errors: int
     failing: list[str] = field(default_factory=list)
     digest: str = ""
+    not_run: str = ""
+    """Why the tests could not run (no verdict), one line; empty when they ran."""
 
 
 @dataclass

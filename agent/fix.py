@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from . import genome_code
-from .errors import EXIT_BUDGET, EXIT_NOT_FIXED, EXIT_OK, EvoError
-from .events import CommandRun, CostUpdate, Event, Finished, SessionStarted
+from .errors import EXIT_BUDGET, EXIT_NO_VERDICT, EXIT_NOT_FIXED, EXIT_OK, EvoError
+from .events import CommandRun, CostUpdate, Event, Finished, SessionStarted, TestCommandChosen
 from .genome import Genome, init_genome
 from .loop import Cancelled
 from .model import Model
@@ -45,7 +45,8 @@ SYSTEM_MAP_TOKENS = 1024  # the repo map in the system prompt, centred on locate
 EXIT_BY_STATUS = {
     "fixed": EXIT_OK,
     "not_fixed": EXIT_NOT_FIXED,
-    "not_verified": EXIT_NOT_FIXED,
+    "not_verified": EXIT_NO_VERDICT,
+    "tests_did_not_run": EXIT_NO_VERDICT,
     "budget_exhausted": EXIT_BUDGET,
     "interrupted": EXIT_INTERRUPTED,
     "cancelled": EXIT_INTERRUPTED,
@@ -212,6 +213,8 @@ def run_request(
         if controls.on_sandbox is not None:
             controls.on_sandbox(workspace, runner)
         test_command = detect_test_command(workspace.path, ctx.settings.test_command)
+        publish(TestCommandChosen(list(test_command.argv), test_command.source)
+                if test_command else TestCommandChosen())
         tools_ctx = _tool_context(ctx, genome, workspace, runner, publish, baseline)
         tools_ctx.approve = controls.approve
         tools_ctx.extra_tools, hooks = genome_code.for_run(genome, runner, workspace.path, request)
@@ -237,7 +240,7 @@ def run_request(
             test_command=" ".join(test_command.argv) if test_command else "",
         )
         result = solver.solve(system, task)
-        status = result.status
+        status = "error" if result.error is not None else result.status
         if status == "fixed" and knowledge_used and baseline is None:
             ctx.knowledge.mark_helped(knowledge_used)
         totals = session.totals()
@@ -245,6 +248,13 @@ def run_request(
         patch = result.patch
         record.write_patch(patch)
         report.update(_report(result, workspace.base, totals, time.monotonic() - started))
+        if result.error is not None:
+            # The model failed for good: the best attempt is written above, and the run ends
+            # as the model error it is (exit 3), saying where that attempt is.
+            report["error"] = result.error.message
+            kept = (f"; the best attempt so far (attempt {result.best.number}) is in "
+                    f"{record.patch_path}" if result.best and patch.strip() else "")
+            raise EvoError(result.error.message + kept, result.error.code) from result.error
         if controls.after_solve is not None:
             controls.after_solve(result, record, report)
     except Cancelled:
@@ -259,7 +269,7 @@ def run_request(
         status = "interrupted"
         raise
     except EvoError as exc:  # model error, bad genome, patch that does not apply, ...
-        report["error"] = exc.message
+        report.setdefault("error", exc.message)
         error_code = exc.code
         raise
     finally:
@@ -386,6 +396,8 @@ def _report(result: SolveResult, base: str, totals, seconds: float) -> dict[str,
         "cost": totals.cost_label,
         "budget": result.budget_reason or None,
         "seconds": round(seconds, 3),
+        # A run the model's failure ended early: why, and the kernel's verdict on what is kept.
+        **({"stopped": result.stopped, "verdict": result.status} if result.stopped else {}),
     }
 
 

@@ -40,7 +40,8 @@ TEMPLATE_VARS: dict[str, frozenset[str]] = {
     "task": frozenset(
         {"issue", "locate_hits", "recall_hits", "require_reproduction", "test_command"}
     ),
-    "refine": frozenset({"attempt", "max_attempts", "digest", "diff_since_last"}),
+    # `situation` came later: a template written before it simply does not use it.
+    "refine": frozenset({"attempt", "max_attempts", "situation", "digest", "diff_since_last"}),
     "commit_message": frozenset({"issue", "diff_stat"}),
 }
 """The kernel's contract with each prompt: the variables it passes. A template that uses any

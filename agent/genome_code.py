@@ -191,9 +191,9 @@ class GenomeTool(Tool):
             return declined("command")
         timeout = min(TOOL_TIMEOUT, ctx.command_timeout)
         try:
-            result = self.executor.call(
-                "tool", self.file, {"args": args, "workspace": str(ctx.workspace)}, timeout
-            )
+            # No path from here: the runner's working directory is the workspace as the
+            # sandbox shows it (at the repository's own path), which the host path is not.
+            result = self.executor.call("tool", self.file, {"args": args}, timeout)
         except GenomeCodeError as exc:
             return ToolOutput(f"{self.name} failed: {self.rel}: {exc.problem}", ok=False)
         text = result if isinstance(result, str) else json.dumps(result, ensure_ascii=False, indent=1)

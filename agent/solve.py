@@ -16,6 +16,18 @@ tests then run on exactly the base plus what is left: the workspace is reset (ig
 too) and that patch applied, so nothing the patch does not show (an ignored conftest.py, say)
 can take part.
 
+The model is told honestly why it is sent back (the refine prompt's `situation`): it finished
+without a change; the tests could not run with its change; its change broke or did not fix
+tests; or it broke nothing but no test shows the fix. The digest shows what changed between
+the run before the change and after it: failures that also failed, the same way, before the
+change are named as pre-existing and never blamed on the attempt.
+
+When no verdict is possible (the tests could not run before the change and still cannot: a
+conftest that does not import, no test collected, a missing interpreter), the run ends
+`tests_did_not_run` without refining: nothing the model changes can be judged. When the model
+itself fails for good, the attempt in flight is tested like any other and the best attempt is
+kept; the caller reports the error (`SolveResult.error`).
+
 The genome's hooks may reword the failure digest the model is shown (`failure_digest`) and
 end the run early (`stop`); the kernel's own test results and verdict never go through them.
 """
@@ -32,11 +44,12 @@ from evoagent.sandbox.testdetect import TestCommand
 from evoagent.sandbox.testrun import TestRun, run_tests
 from evoagent.sandbox.workspace import GitError, Workspace
 
+from .errors import EvoError
 from .events import DiffProposed, Event, PatchFiltered, TestResult
 from .genome import Genome
 from .genome_code import GenomeHooks, tests_summary
 from .loop import AgentLoop, AttemptOutcome, LoopConfig
-from .model import Model
+from .model import Model, ModelError
 from .patch_policy import PatchReview, review_patch
 from .patch_sections import join as join_patch
 from .patch_sections import split as split_patch
@@ -63,10 +76,13 @@ class Attempt:
     def failures(self) -> set[str]:
         return set(self.tests.failed + self.tests.errors) if self.tests else set()
 
-    def rank(self, before: TestRun | None) -> tuple[int, int, int, int]:
-        """Smaller is better: no empty patch, fewest new failures, fewest failures, latest."""
+    def rank(self, before: TestRun | None) -> tuple[int, int, int, int, int]:
+        """Smaller is better: no empty patch, tests that ran (an attempt that stops the test
+        run has no failures to count, not zero), fewest new failures, fewest failures, latest."""
         broken = self.failures() - (set(before.failed + before.errors) if before else set())
-        return (0 if self.diff.strip() else 1, len(broken), len(self.failures()), -self.number)
+        not_run = bool(self.tests is not None and self.tests.not_run)
+        return (0 if self.diff.strip() else 1, int(not_run), len(broken), len(self.failures()),
+                -self.number)
 
 
 @dataclass
@@ -78,13 +94,17 @@ class Reproduction:
 
 @dataclass
 class SolveResult:
-    status: str  # fixed | not_fixed | not_verified | budget_exhausted
+    status: str  # fixed | not_fixed | not_verified | tests_did_not_run | budget_exhausted
     attempts: list[Attempt]
     best: Attempt | None
     before: TestRun | None
     reproduction: Reproduction | None = None
     budget_reason: str = ""
     notes: list[str] = field(default_factory=list)
+    error: EvoError | None = None
+    """The model error that ended the run early; `best` is still the best attempt before it."""
+    stopped: str = ""
+    """For the report, when `error` ended the run: during which attempt, and what is kept."""
 
     @property
     def patch(self) -> str:
@@ -144,6 +164,7 @@ class Solver:
     def solve(self, system_prompt: str, task_prompt: str) -> SolveResult:
         loop_settings = self.genome.settings.loop
         self._notes: list[str] = []
+        self._reproductions: dict[str, Reproduction | None] = {}
         before = self.run_tests()
         loop = AgentLoop(
             self.model, self.ctx,
@@ -154,6 +175,8 @@ class Solver:
         )
         attempts: list[Attempt] = []
         budget_reason = ""
+        error: ModelError | None = None
+        error_attempt = 0
         last_sha = self.workspace.base
         for number in range(1, loop_settings.refine_attempts + 2):
             loop.attempt = number
@@ -162,7 +185,14 @@ class Solver:
             except BudgetExhausted as exc:
                 budget_reason = exc.message
                 outcome = AttemptOutcome(f"(budget exhausted: {exc.reason})", 0, False)
+            except ModelError as exc:
+                # The provider failed for good. What this attempt changed so far is judged
+                # like any attempt, so the best attempt survives the error.
+                error, error_attempt = exc, number
+                outcome = AttemptOutcome(f"(stopped: {exc.message})", 0, False)
             sha = self.workspace.checkpoint(f"evoagent attempt {number}")
+            if error is not None and not self.workspace.diff(last_sha, sha).strip():
+                break  # nothing new since the last attempt: nothing more to judge
             review = self.review(sha)
             if review.dropped or review.infrastructure:
                 self.emit(PatchFiltered(
@@ -177,10 +207,15 @@ class Solver:
                 self.emit(TestResult(
                     number, len(tests.passed), len(tests.failed), len(tests.errors),
                     (tests.failed + tests.errors)[:20], tests.digest() if not tests.ok else "",
+                    not_run=tests.not_run,
                 ))
-            unproven = self._unreproduced(attempt, before)
-            if budget_reason or tests is None or (self._good(attempt, before) and not unproven):
+            if budget_reason or error or tests is None:
                 break
+            if _no_verdict(tests, before):
+                break  # no verdict before the change nor with it: no attempt can be judged
+            situation, digest = self._refinement(attempt, before)
+            if not situation:
+                break  # proven
             if number > loop_settings.refine_attempts:
                 if not outcome.finished and outcome.steps >= loop_settings.max_steps:
                     # The last attempt was cut off, not finished: the run ran out of steps.
@@ -194,7 +229,7 @@ class Solver:
                 break  # the genome's stop hook ends the run: no further refinement
             loop.messages.append({"role": "user", "content": self.genome.render(
                 "refine", attempt=number, max_attempts=loop_settings.refine_attempts,
-                digest=unproven or self._digest(tests),
+                situation=situation, digest=digest,
                 diff_since_last=_diff(self.workspace, last_sha, sha),
             )})
             last_sha = sha
@@ -202,24 +237,58 @@ class Solver:
         if best is not None:
             self.workspace.reset_to(best.sha)
         result = SolveResult("not_fixed", attempts, best, before, budget_reason=budget_reason,
-                             notes=self._notes)
+                             notes=self._notes, error=error)
+        if error is not None:
+            kept = (f"the best attempt so far (attempt {best.number}) is kept"
+                    if best is not None and best.diff.strip() else "no change to keep")
+            result.stopped = (f"the model failed during attempt {error_attempt}: {error.message}; "
+                              f"{kept}")
         if best is not None and best.diff.strip() and best.tests is not None:
             result.reproduction = self._reproduce(best)
         result.status = self._status(result)
         return result
 
-    def _digest(self, tests: TestRun) -> str:
-        """The failure digest the model is shown: the kernel's, or the genome hook's version."""
+    def _refinement(self, attempt: Attempt, before: TestRun | None) -> tuple[str, str]:
+        """Why `attempt` goes back to the model (the refine prompt's `situation`) and the
+        digest that goes with it; ("", "") when it is proven. The situations: `no_change`,
+        `not_run` (the tests ran before the change, not with it), `failing` (it broke tests, or
+        its own tests fail, or it fixed none of the failing ones and they are not all
+        pre-existing), `reproduce` (it broke nothing, but no test shows the fix and
+        `require_reproduction` asks for one), `preexisting` (the same without that setting)."""
+        tests = attempt.tests
+        assert tests is not None
+        require = self.genome.settings.loop.require_reproduction
+        facts = (self._digest(tests, before) if not tests.ok
+                 else f"Every test passes ({len(tests.passed)} passed).")
+        if not attempt.diff.strip():
+            return "no_change", _join(NO_CHANGE_REPRODUCE if require and tests.ok else "", facts)
+        if tests.not_run:
+            return "not_run", facts
+        if self._good(attempt, before):
+            unproven = self._unreproduced(attempt, before)
+            return ("reproduce", _join(unproven, "" if tests.ok else facts)) if unproven else ("", "")
+        after = attempt.failures()
+        failing_before = set(before.failed + before.errors) if before else set()
+        touched = _touched_tests(attempt.deciding)
+        if not after or after - failing_before or any(f.split("::")[0] in touched for f in after):
+            return "failing", facts
+        return ("reproduce" if require else "preexisting",
+                _join(ONLY_PREEXISTING + (REPRODUCE if require else SHOW_THE_FIX), facts))
+
+    def _digest(self, tests: TestRun, before: TestRun | None) -> str:
+        """The failure digest the model is shown: what changed since the run before the change
+        (the kernel's), or the genome hook's version of it."""
+        digest = tests.digest_since(before)
         if self.hooks is None:
-            return tests.digest()
-        return self.hooks.failure_digest(tests.digest(), tests.failed + tests.errors)
+            return digest
+        return self.hooks.failure_digest(digest, tests.failed + tests.errors)
 
     def _good(self, attempt: Attempt, before: TestRun | None) -> bool:
         """No test that passed before fails now, and the change shows progress: a test that
         failed before passes now, or the patch's own tests pass (a reproduction), or
         everything passes. Failures unrelated to the change (no network, say) that failed
         before and still fail are tolerated."""
-        if not attempt.diff.strip() or attempt.tests is None:
+        if not attempt.diff.strip() or attempt.tests is None or attempt.tests.not_run:
             return False
         after = attempt.failures()
         if not after and (attempt.tests.passed or attempt.tests.exit_code == 0):
@@ -235,12 +304,15 @@ class Solver:
         return fixed_some or own_tests_pass
 
     def _status(self, result: SolveResult) -> str:
-        if result.best is None or not result.best.diff.strip():
+        best, before = result.best, result.before
+        if best is None or not best.diff.strip():
             return "budget_exhausted" if result.budget_reason else "not_fixed"
-        if result.best.tests is None:
+        if best.tests is None:
             return "not_verified"
-        if self._good(result.best, result.before) and not self._needs_reproduction(
-            result.best, result.before, result.reproduction
+        if _no_verdict(best.tests, before):
+            return "tests_did_not_run"  # a change, and no test run to judge it before or after
+        if self._good(best, before) and not self._needs_reproduction(
+            best, before, result.reproduction
         ):
             return "fixed"
         return "budget_exhausted" if result.budget_reason else "not_fixed"
@@ -267,15 +339,17 @@ class Solver:
         reproduction = self._reproduce(attempt)
         if not self._needs_reproduction(attempt, before, reproduction):
             return ""
-        return (
-            "The tests pass, but no test reproduces the issue: no test failed before your "
-            "change and passes after it. Add a test (next to the related tests, in their "
-            "style) that fails without your fix and passes with it, then finish again."
-        )
+        return ("Your change breaks no test, but no test reproduces the issue: none failed "
+                "before your change and passes after it. " + REPRODUCE)
 
     def _reproduce(self, best: Attempt) -> Reproduction | None:
         """Run the patch's own tests on the code without the fix: they should fail there.
-        Both runs decide on base + a patch, like every verdict (`decide`)."""
+        Both runs decide on base + a patch, like every verdict (`decide`); once per attempt."""
+        if best.sha not in self._reproductions:
+            self._reproductions[best.sha] = self._run_reproduction(best)
+        return self._reproductions[best.sha]
+
+    def _run_reproduction(self, best: Attempt) -> Reproduction | None:
         tests = _touched_tests(best.deciding)
         if not tests:
             return None
@@ -290,6 +364,27 @@ class Solver:
             failed_without_fix=bool(without and not without.ok),
             passed_with_fix=bool(with_fix and with_fix.ok),
         )
+
+
+REPRODUCE = ("Add a test (next to the related tests, in their style) that fails without your "
+             "fix and passes with it, then finish again.")
+NO_CHANGE_REPRODUCE = "Every test passes without a change, so no test shows the issue yet. " + REPRODUCE
+ONLY_PREEXISTING = (
+    "Your change breaks no test, but no test shows it fixes the issue: the only failures also "
+    "failed before your change (pre-existing, listed below; they are not blamed on it). If "
+    "one of them is the issue's, it is not fixed yet; if none is, no test covers the issue. "
+)
+SHOW_THE_FIX = "A test that fails without your fix and passes with it would show the fix."
+"""What follows ONLY_PREEXISTING without require_reproduction (REPRODUCE with it)."""
+
+
+def _no_verdict(tests: TestRun, before: TestRun | None) -> bool:
+    """The tests could not run with the change, and could not before it either."""
+    return bool(tests.not_run) and (before is None or bool(before.not_run))
+
+
+def _join(*parts: str) -> str:
+    return "\n\n".join(p for p in parts if p)
 
 
 def _diff(workspace: Workspace, old: str, new: str) -> str:
@@ -332,13 +427,16 @@ def summarize(result: SolveResult) -> dict[str, Any]:
             return None
         return {
             "passed": run.passed, "failed": run.failed, "errors": run.errors,
-            "exit_code": run.exit_code, "junit": run.junit_found,
+            "exit_code": run.exit_code, "junit": run.junit_found, "not_run": run.not_run or None,
         }
 
     review = result.best.review if result.best else None
+    after = result.best.tests if result.best else None
+    verdict = after if after is not None else result.before
     return {
         "before": counts(result.before),
-        "after": counts(result.best.tests if result.best else None),
+        "after": counts(after),
+        "not_run": (verdict.not_run or None) if verdict is not None else None,
         "policy": None if review is None else {
             "dropped": [{"path": d.path, "reason": d.reason} for d in review.dropped],
             "left_out_of_verdict": [{"path": c.path, "reason": c.reason}

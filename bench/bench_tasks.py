@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -41,10 +42,24 @@ from pathlib import Path
 
 from evoagent.agent.evolve.task_candidates import Candidate, classify, first_parent_history
 from evoagent.agent.evolve.task_miner import mine_tasks
-from evoagent.agent.evolve.task_mining import ValidationConfig, pytest_command, validate
+from evoagent.agent.evolve.task_mining import ValidationConfig, validate
 from evoagent.agent.evolve.tasks import Task, TaskStore
 from evoagent.sandbox.testdetect import detect_test_command
 
+_PYTHONPATH_SET = re.compile(r"^\s*pythonpath\s*=", re.MULTILINE)
+
+
+def bare_pytest_argv(argv: tuple[str, ...], work: Path) -> list[str]:
+    """pytest for the bare comparison: a plain checkout elsewhere than the one the venv's
+    editable install points at, so a src layout is put on the path by hand (the sandbox shows
+    the workspace at the repository's own path and needs no such flag)."""
+    out = [*argv, "--continue-on-collection-errors"]
+    if (work / "src").is_dir():
+        configs = [work / n for n in ("pyproject.toml", "pytest.ini", "setup.cfg", "tox.ini")]
+        if not any(c.is_file() and _PYTHONPATH_SET.search(c.read_text(errors="replace"))
+                   for c in configs):
+            out += ["-o", "pythonpath=src"]
+    return out
 
 class Bare:
     """The same test commands as the harness, bare: one plain `git clone --shared` checkout,
@@ -69,18 +84,20 @@ class Bare:
             ["git", *args], cwd=self.work, input=stdin, text=True, capture_output=True, check=False
         )
 
-    def run(self, candidate: Candidate) -> tuple[float, float]:
-        """(test-command seconds, seconds including checkout/apply) for one candidate."""
+    def run(self, candidate: Candidate, runs: dict[str, int]) -> tuple[float, float]:
+        """(test-command seconds, seconds including checkout/apply) for one candidate, with
+        as many runs per side as the harness made (`Verdict.runs`), so both do equal work."""
         begun = time.monotonic()
         tests = 0.0
         files = candidate.split.runnable_test_files()
-        for rev, apply in ((candidate.commit.parent, True), (candidate.commit.sha, False)):
+        sides = ((candidate.commit.parent, True, "parent"), (candidate.commit.sha, False, "commit"))
+        for rev, apply, side in sides:
             self._git("checkout", "-qf", rev or "")
             self._git("clean", "-fdq")
             if apply:
                 self._git("apply", "--binary", "-", stdin=candidate.split.tests)
-            argv = list(pytest_command(self.config.test_command, self.work).argv)
-            for _ in range(self.config.runs_per_side):
+            argv = bare_pytest_argv(self.config.test_command.argv, self.work)
+            for _ in range(max(1, runs.get(side, 1))):
                 started = time.monotonic()
                 subprocess.run(
                     [*argv, "-p", "no:cacheprovider", *files],
@@ -100,24 +117,22 @@ class Bare:
 def paired_overhead(
     repo: Path, candidates: list[Candidate], config: ValidationConfig, sandboxes: Path
 ) -> dict[str, float]:
-    """Harness (`validate`) and bare runs of each candidate back to back, alternating which
-    goes first, so both see the same machine load (the machine is shared: phases run minutes
-    apart saw loads that differ by more than the overhead being measured). Wall seconds:
+    """Harness (`validate`) and bare runs of each candidate back to back, so both see the same
+    machine load (the machine is shared: phases run minutes apart saw loads that differ by more
+    than the overhead being measured); the bare side repeats each side as often as the harness
+    did (its repeats depend on what it found, so it goes first). Wall seconds:
     CPU time is no measure here, as what runs inside bubblewrap's pid namespace is not
     charged to this process's children."""
     bare = Bare(repo, config)
     totals = dict.fromkeys(("harness", "bare_tests", "bare_all"), 0.0)
     try:
-        for index, candidate in enumerate(candidates):
-            for side in ("harness", "bare") if index % 2 == 0 else ("bare", "harness"):
-                if side == "harness":
-                    started = time.monotonic()
-                    validate(repo, sandboxes, candidate, config)
-                    totals["harness"] += time.monotonic() - started
-                else:
-                    tests, total = bare.run(candidate)
-                    totals["bare_tests"] += tests
-                    totals["bare_all"] += total
+        for candidate in candidates:
+            started = time.monotonic()
+            verdict = validate(repo, sandboxes, candidate, config)
+            totals["harness"] += time.monotonic() - started
+            tests, total = bare.run(candidate, verdict.runs)
+            totals["bare_tests"] += tests
+            totals["bare_all"] += total
     finally:
         bare.close()
     return totals
@@ -125,7 +140,7 @@ def paired_overhead(
 
 # ---------------------------------------------------------------------------------------
 # Independent SWE-bench-style validation: no code shared with the miner's validation (no
-# workspace, sandbox, JUnit, patch split or pytest_command); git and pytest -rA only.
+# workspace, sandbox, JUnit or patch split); git and pytest -rA only.
 
 SWE_STATUSES = ("PASSED", "FAILED", "SKIPPED", "ERROR", "XFAIL")
 _TEST_DIRS = frozenset({"test", "tests", "testing", "e2e"})

@@ -166,6 +166,21 @@ class MemoryStore:
     def _dir(self, name: str) -> Path:
         return self._root() / f"{name}.lance"
 
+    def _made_root(self) -> Path:
+        """The local store's directory, made when missing. A path that cannot be one (a
+        file, under a file, a parent that does not exist or cannot be written) is the
+        person's input: one line, never a traceback."""
+        root = self._root()
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise StoreError(f"cannot use {root} as the memory store: it is a file, not a "
+                             "directory (pass --store a directory)") from None
+        except OSError as exc:
+            raise StoreError(f"cannot create memory store {root}: "
+                             f"{exc.strerror or type(exc).__name__}") from None
+        return root
+
     def _forget(self) -> None:
         """Drop the connection and table handles: the next call opens the files afresh."""
         self._db = None
@@ -176,7 +191,7 @@ class MemoryStore:
             import lancedb
 
             if self.is_local:
-                Path(self.uri.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+                self._made_root()
             try:
                 self._db = lancedb.connect(self.uri)
             except Exception as exc:  # LanceDB raises many types for a bad URI
@@ -366,14 +381,17 @@ class MemoryStore:
         if not self.is_local:
             yield
             return
-        root = self._root()
-        root.mkdir(parents=True, exist_ok=True)
+        root = self._made_root()
         with _HELD_GUARD:
             held = _HELD.setdefault(str(root.resolve()), _HeldLock())
         with held.mutex:
             if held.depth == 0:
                 # Kept open across nested entries: closed when the outermost one leaves.
-                handle = open(root / ".write.lock", "a+")  # noqa: SIM115
+                try:
+                    handle = open(root / ".write.lock", "a+")  # noqa: SIM115
+                except OSError as exc:  # a directory we may not write (read-only, /proc)
+                    raise StoreError(f"cannot write to memory store {root}: "
+                                     f"{exc.strerror or type(exc).__name__}") from None
                 try:
                     fcntl.flock(handle, fcntl.LOCK_EX)
                 except BaseException:

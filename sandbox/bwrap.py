@@ -180,24 +180,30 @@ class BwrapRunner:
         path_var = {**os.environ, **config.env}.get("PATH", "")
         covered = [*homes, Path("/tmp"), Path("/var/tmp"), *config.hidden]
         shown = [*config.readable, *toolchain_paths(homes, path_var, config.venv, config.hidden)]
-        binds = [("--ro-bind", Path(p).resolve()) for p in shown]
+        # (flag, source, destination inside); sorted by destination depth, so a deeper bind
+        # (the venv inside a repository shown by a view) lands on top of a shallower one.
+        binds = [("--ro-bind", p, p) for p in (Path(x).resolve() for x in shown)]
         if config.venv is not None and is_virtualenv(config.venv, covered):
-            binds.append(("--ro-bind", Path(config.venv).resolve()))
-        binds += [("--bind", Path(p).resolve()) for p in (*config.writable, *writable)]
+            venv = Path(config.venv).resolve()
+            binds.append(("--ro-bind", venv, venv))
+        binds += [("--bind", p, p) for p in (Path(x).resolve() for x in (*config.writable, *writable))]
+        binds += [("--bind", Path(s).resolve(), Path(os.path.abspath(d))) for s, d in config.views]
         tmpfs = [Path(h) for h in hidden if os.path.isdir(h)]
         bound: list[Path] = []
-        for flag, path in sorted(binds, key=lambda item: _depth(item[1])):
-            if path.exists():
+        for flag, source, dest in sorted(binds, key=lambda item: _depth(item[2])):
+            if source.exists():
                 if user is not None:
-                    args += _mount_point_dirs(path, tmpfs, bound)
-                args += [flag, str(path), str(path)]
-                bound.append(path)
+                    args += _mount_point_dirs(dest, tmpfs, bound)
+                args += [flag, str(source), str(dest)]
+                bound.append(dest)
         for source, dest in ro_bind_plan(config.ro_binds)[0]:
+            dest = config.inside(dest)
             if user is not None:
                 args += _mount_point_dirs(dest, tmpfs, bound)
             args += ["--ro-bind", str(source), str(dest)]
+        shown_at = {Path(os.path.abspath(d)) for _, d in config.views}
         for path in config.hidden:  # the user's repository: hidden and not writable either
-            if Path(path).is_dir():
+            if Path(path).is_dir() and Path(path).resolve() not in shown_at:
                 args += ["--remount-ro", str(Path(path).resolve())]
         args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
         if not config.allow_network:
@@ -209,7 +215,7 @@ class BwrapRunner:
         elif os.getuid() == 0:
             # Root keeps every capability inside by default, enough to remount / read-write.
             args += ["--cap-drop", "ALL"]
-        args += ["--chdir", str(Path(cwd).resolve()), "--"]
+        args += ["--chdir", str(config.inside(Path(cwd).resolve())), "--"]
         if user is not None:
             args += setpriv_argv(setpriv, user)
         return [*args, *inner]
@@ -256,7 +262,8 @@ class BwrapRunner:
         if setpriv is None:
             return None, None
         skip = [Path(os.path.abspath(dest)) for _, dest in self.config.ro_binds]
-        for root in (*self.config.writable, *writable):
+        views = [source for source, _ in self.config.views]
+        for root in (*self.config.writable, *views, *writable):
             if not Path(root).is_dir():
                 continue
             try:

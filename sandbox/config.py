@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,4 +37,21 @@ class SandboxConfig:
     a destination inside the workspace wins (a workspace's git directory at `<tree>/.git`).
     A missing destination is created as a mount point; one that is a symlink, lies beyond one
     or is of another type than its source is not mounted (the command runs without it and
-    its output says so). The unisolated runner ignores them."""
+    its output says so). The unisolated runner ignores them. A destination inside a view's
+    source is mounted at the view's place (`SandboxConfig.inside`)."""
+    views: tuple[tuple[Path, Path], ...] = ()
+    """(source, destination) pairs: a writable directory shown at another path (a workspace's
+    tree at the repository's own path, so editable installs, `.pth` files, child interpreters
+    and absolute paths in configs find the change where they expect the repository). The
+    destination replaces whatever is there, hidden paths included. A command's working
+    directory inside a source runs at the matching place. The unisolated runner runs at the
+    source itself."""
+
+    def inside(self, path: Path) -> Path:
+        """Where host `path` is seen inside the sandbox (itself unless a view moves it)."""
+        full = Path(os.path.abspath(path))
+        for source, destination in self.views:
+            source = Path(os.path.abspath(source))
+            if full.is_relative_to(source):
+                return Path(os.path.abspath(destination)) / full.relative_to(source)
+        return full

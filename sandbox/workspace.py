@@ -42,6 +42,12 @@ WORKSPACE_CONFIG = """\
 """
 # Never source: kept out of checkpoints and diffs even where the repo does not ignore them.
 DEFAULT_EXCLUDES = "__pycache__/\n*.py[cod]\n.pytest_cache/\n"
+# Untracked top-level directories that are environments or caches, not the repository's
+# content: never copied into a workspace (a venv is shown read-only where tests need it).
+# Python's venv writes no self-ignoring .gitignore before 3.13, and many repos do not ignore
+# it: copying one cost ~2,700 files and 45 MB per run.
+ENVIRONMENT_DIRS = (".venv", "venv", ".tox", ".nox", "node_modules", "__pypackages__",
+                    ".mypy_cache", ".ruff_cache", ".pytest_cache")
 STATE_DIR = ".evoagent"
 
 __all__ = ["GitError", "Workspace", "git"]
@@ -194,15 +200,34 @@ class Workspace:
                      input=patch.encode("utf-8", "surrogateescape"))
 
     def sandbox_config(self, **settings: object) -> SandboxConfig:
-        """A SandboxConfig that makes this workspace's tree writable, its history readable
-        (the git directory read-only at `tree/.git`, the borrowed objects read-only) and the
-        user's repository itself hidden; `settings` are passed to SandboxConfig."""
+        """A SandboxConfig that shows this workspace's tree, writable, where the repository
+        stands (so editable installs, `.pth` files and child interpreters import the agent's
+        change, never the user's checkout, which it hides), its history read-only at `.git`,
+        and the object stores it borrows read-only; `settings` are passed to SandboxConfig.
+
+        The user's object store usually lives in the repository's own `.git`, which the
+        workspace's git directory covers inside the sandbox, so borrowed stores under the
+        repository are shown at `/tmp/.evoagent-history-<id>/<n>` and named to git through
+        GIT_ALTERNATE_OBJECT_DIRECTORIES (the alternates file, written for the host, then
+        names the workspace's own store, which git skips)."""
         assert self.git_dir is not None
+        readable, moved = [], []
+        for objects in self.borrowed_objects:
+            if objects.is_relative_to(self.repo):
+                # Inside /tmp's fresh tmpfs; named per workspace, and checked on the host like
+                # every read-only bind (a planted link there only costs the history view).
+                moved.append((objects, Path(f"/tmp/.evoagent-history-{self.path.parent.name}/{len(moved)}")))
+            else:
+                readable.append(objects)
+        env = dict(settings.pop("env", None) or {})  # type: ignore[call-overload]
+        if moved:
+            env["GIT_ALTERNATE_OBJECT_DIRECTORIES"] = ":".join(str(d) for _, d in moved)
         return SandboxConfig(
-            writable=(self.path,),
-            readable=self.borrowed_objects,
+            readable=tuple(readable),
             hidden=(self.repo,),
-            ro_binds=((self.git_dir, self.path / ".git"),),
+            views=((self.path, self.repo),),
+            ro_binds=((self.git_dir, self.path / ".git"), *moved),
+            env=env,
             **settings,  # type: ignore[arg-type]
         )
 
@@ -241,6 +266,18 @@ def _head(top: Path) -> str | None:
         return None
 
 
+def _environments(top: Path) -> list[str]:
+    """Top-level untracked directories not to copy: the usual environment and cache names,
+    and any directory holding a `pyvenv.cfg` (a virtualenv by any name). One that git tracks
+    files in is the repository's content and is copied."""
+    found = [name for name in ENVIRONMENT_DIRS if (top / name).is_dir()]
+    for entry in os.scandir(top):
+        if (entry.is_dir(follow_symlinks=False) and entry.name not in found
+                and os.path.isfile(os.path.join(entry.path, "pyvenv.cfg"))):
+            found.append(entry.name)
+    return [name for name in found if not git(top, "ls-files", "--", name).strip()]
+
+
 def _ignored(top: Path, rel: str) -> bool:
     return subprocess.run(
         ["git", "-C", str(top), "check-ignore", "-q", "--", rel], capture_output=True
@@ -261,7 +298,7 @@ def _capture_user_changes(
             shutil.copyfile(git_dir / "index", index)
         else:
             git(top, "read-tree", head, env=env)
-        own = [STATE_DIR]
+        own = [STATE_DIR, *_environments(top)]
         if base_dir.is_relative_to(top):
             own.append(base_dir.relative_to(top).as_posix())
         # An exclude pathspec naming an already-ignored path makes `git add` fail, so only

@@ -237,8 +237,10 @@ class EvoApp(App):
         status = getattr(run, "status", None) or report.get("status", "")
         summary = getattr(run, "summary", None) or report.get("summary", "")
         tests = getattr(run, "tests", None) or report.get("tests")
+        # A run the model's failure ended early says so: its patch is the best attempt before it.
+        stopped = str(report.get("stopped") or "")
         return ReviewRequest(diff=run.patch, title=f"Run {run.run_id}",
-                             metadata={"status": status, "summary": summary},
+                             metadata={"status": status, "stopped": stopped, "summary": summary},
                              tests=tests_lines(tests), key=run.run_id)
 
     def show_resumed(self, resumed: Any) -> None:
@@ -409,14 +411,20 @@ class EvoApp(App):
 
 
 def tests_lines(tests: dict[str, Any] | None) -> list[str]:
-    """A report's test part as short lines: "after: 4 passed, 0 failed, 0 errors", what the
-    patch policy left out of the verdict or dropped, and the kernel's notes."""
+    """A report's test part as short lines: "after: 4 passed, 0 failed, 0 errors" (or "after:
+    could not run" and, once, why: the runner's first error line), what the patch policy left
+    out of the verdict or dropped, and the kernel's notes."""
     if not tests:
         return []
     lines = []
+    if tests.get("not_run"):
+        lines.append(f"tests could not run: {tests['not_run']}")
     for key in ("before", "after"):
         run = tests.get(key)
-        if isinstance(run, dict):
+        if isinstance(run, dict) and run.get("not_run"):
+            shown = run["not_run"] == tests.get("not_run")
+            lines.append(f"{key}: could not run" + ("" if shown else f" — {run['not_run']}"))
+        elif isinstance(run, dict):
             counts = [f"{len(run.get(k) or [])} {k}" for k in ("passed", "failed", "errors")]
             lines.append(f"{key}: {', '.join(counts)}")
     reproduction = tests.get("reproduction")

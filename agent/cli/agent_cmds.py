@@ -15,6 +15,8 @@ from ..repo_context import RepoContext
 from .output import echo, emit_json, emit_json_line
 
 FORMATS = click.Choice(["text", "json", "stream-json"])
+ISSUE_FILE_SUFFIXES = (".md", ".txt", ".json")
+"""An ISSUE argument ending so is meant as a file, even without a slash."""
 
 
 def _issue_text(issue: str | None, github_event: str | None) -> str:
@@ -26,13 +28,37 @@ def _issue_text(issue: str | None, github_event: str | None) -> str:
         raise EvoError("fix needs an issue: text, a file path, - for stdin, or --github-event PATH")
     if issue == "-":
         text = sys.stdin.read()
-    elif len(issue) < 4096 and "\n" not in issue and Path(issue).is_file():
-        text = Path(issue).read_text(errors="replace")
+    elif _names_a_file(issue):
+        path = Path(issue)
+        if not path.exists():
+            raise EvoError(f"issue file not found: {issue}")
+        if not path.is_file():
+            raise EvoError(f"issue file {issue} is not a file")
+        try:
+            text = path.read_text(errors="replace")
+        except OSError as exc:
+            raise EvoError(f"cannot read issue file {issue}: {exc.strerror}") from exc
     else:
         text = issue
     if not text.strip():
         raise EvoError("the issue text is empty")
     return text.strip()
+
+
+def _names_a_file(issue: str) -> bool:
+    """Whether ISSUE is meant as a path: an existing file, or one word (no whitespace, not a
+    URL) that ends like an issue file or has a slash. Free text stays text; a mistyped path
+    is an error rather than an issue reading "/nonexistent/issue.md"."""
+    if len(issue) >= 4096 or "\n" in issue:
+        return False
+    try:
+        if Path(issue).is_file():
+            return True
+    except (OSError, ValueError):  # a name too long for a path, a NUL: text
+        return False
+    if any(ch.isspace() for ch in issue) or "://" in issue:
+        return False
+    return issue.lower().endswith(ISSUE_FILE_SUFFIXES) or "/" in issue
 
 
 def _printer(output_format: str):
@@ -46,6 +72,13 @@ def _printer(output_format: str):
             echo(f"→ {data['name']} {json.dumps(data['arguments'])[:160]}", err=True)
         elif kind == "tool_result" and not data["ok"]:
             echo(f"  ✗ {data['output'].splitlines()[0][:160] if data['output'] else ''}", err=True)
+        elif kind == "test_command":  # which command runs the tests, and why
+            from evoagent.sandbox.testdetect import TestCommand, describe_test_command
+
+            chosen = TestCommand.of(data["argv"], data["source"])
+            echo(f"tests: {describe_test_command(chosen)}", err=True)
+        elif kind == "test_result" and data.get("not_run"):
+            echo(f"tests (attempt {data['attempt']}): could not run — {data['not_run']}", err=True)
         elif kind == "test_result":
             echo(f"tests (attempt {data['attempt']}): {data['passed']} passed, "
                  f"{data['failed']} failed, {data['errors']} errors", err=True)
@@ -71,6 +104,9 @@ def _run(ctx: RepoContext, issue: str, model: str | None, apply: bool, commit: b
         emit_json(outcome.report)
     elif output_format == "text":
         echo(f"{outcome.status}: run {outcome.run_id}")
+        not_run = (outcome.report.get("tests") or {}).get("not_run")
+        if not_run:
+            echo(f"tests could not run: {not_run}")
         echo(f"patch:  {outcome.run_dir / 'patch.diff'}")
         echo(f"report: {outcome.run_dir / 'report.json'}")
     return outcome
@@ -88,7 +124,8 @@ def fix(issue, github_event, model, apply, commit, strict, output_format) -> Non
     """Fix ISSUE headless: sandboxed attempts proven by the repo's tests.
 
     ISSUE is text, a path to a file, or - for stdin. Exit codes: 0 fixed and tests pass,
-    1 not fixed, 2 bad input, 3 no model or model error, 4 budget exhausted.
+    1 not fixed, 2 bad input, 3 no model or model error, 4 budget exhausted,
+    5 tests could not run (no verdict).
     """
     text = _issue_text(issue, github_event)
     ctx = RepoContext.open(model=model)
@@ -106,15 +143,16 @@ def demo(output_format: str, keep: bool) -> None:
     """
     from evoagent.memory.mine import mine
 
-    from ..demo import ISSUE, build_demo_repo, register_demo_script
+    from ..demo import ISSUE, build_demo_repo, register_demo_script, require_pytest
 
     where = Path(tempfile.mkdtemp(prefix="evoagent-demo-"))
-    repo = build_demo_repo(where)
-    echo(f"[scripted model] demo repository: {repo}", err=True)
-    ctx = RepoContext.open(repo)
-    mine(ctx.root, ctx.store)
-    model = register_demo_script()
     try:
+        repo = build_demo_repo(where)
+        echo(f"[scripted model] demo repository: {repo}", err=True)
+        ctx = RepoContext.open(repo)
+        require_pytest(ctx.venv)
+        mine(ctx.root, ctx.store)
+        model = register_demo_script()
         outcome = _run(ctx, ISSUE, model, False, False, False, output_format)
         if output_format == "text":
             echo("\n" + (outcome.run_dir / "patch.diff").read_text())

@@ -130,6 +130,15 @@ def tasks(ctx: click.Context) -> None:
     help="Seconds per test run.",
 )
 @click.option(
+    "--runs",
+    default=3,
+    show_default=True,
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Runs per side when a task is possible: a kept test passes at the commit in all N, "
+    "a test that varies is flaky and left out (1: one run per side).",
+)
+@click.option(
     "--cascade-limit",
     default=20,
     show_default=True,
@@ -165,6 +174,7 @@ def mine(
     jobs,
     per_test_timeout,
     run_timeout,
+    runs,
     cascade_limit,
     ratios,
     venv,
@@ -205,6 +215,7 @@ def mine(
         run_timeout,
         cascade_limit=cascade_limit,
         strict=strict,
+        runs=runs,
     )
 
     def progress(report, note: str) -> None:

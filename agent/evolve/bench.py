@@ -68,12 +68,13 @@ def run_bench(ctx, options: BenchOptions, progress: Progress | None = None) -> d
     else:
         run = None
         plan = {}
+    genome_repo = ctx.state.dir / "agent"
+    init_genome(genome_repo)
+    genome_sha(genome_repo, options.variant)  # a mistyped --variant first, before any model
     model_name = select_model(options.model or ctx.settings.model or None).name
     tasks = _select_tasks(ctx, options, plan.get("task_ids"))
     if not tasks:
         raise EvoError("no tasks to run (mine some with `evoagent tasks mine`, or check --split/--ids)")
-    genome_repo = ctx.state.dir / "agent"
-    init_genome(genome_repo)
     genome_bytes = genome_tar(genome_repo, options.variant)
     if run is None:
         run = store.create(options.variant)

@@ -84,6 +84,8 @@ class MineReport:
     seconds: float = 0.0
     validate_seconds: float = 0.0
     """Summed over candidates (workers run in parallel, so it may exceed `seconds`)."""
+    test_runs: Counter = field(default_factory=Counter)
+    """Test runs made at P+tests ("parent") and at C ("commit"), summed over candidates."""
 
     def reasons(self) -> dict[str, int]:
         return dict(Counter(r.reason for r in self.rejects).most_common())
@@ -105,6 +107,7 @@ class MineReport:
             "seconds_per_candidate": round(self.validate_seconds / self.candidates, 3)
             if self.candidates
             else None,
+            "test_runs": dict(self.test_runs),
             "new_tasks": [
                 {
                     "id": t.id,
@@ -112,6 +115,7 @@ class MineReport:
                     "source": t.source,
                     "fail_to_pass": t.fail_to_pass,
                     "cascade": t.cascade,
+                    "flaky": t.flaky,
                 }
                 for t in self.tasks
             ],
@@ -163,6 +167,7 @@ def mine_tasks(
 
     def record(candidate: Candidate, verdict: Verdict, seconds: float) -> None:
         report.validate_seconds += seconds
+        report.test_runs.update(verdict.runs)
         if verdict.fail_to_pass:
             statement, sources = problem_statement(
                 candidate.commit,

@@ -2,16 +2,25 @@
 reason.
 
 For a candidate C with first parent P, in a fresh workspace (the user's tree and index are
-never touched): P plus only C's test part → run the touched test files, twice; then C → run
-them again, twice (for an approved fix, C is P with the whole approved patch applied: it
-may never have been committed). Per-test outcomes come from JUnit XML; for pytest
+never touched): P plus only C's test part → run the touched test files once; then C → run
+them once (for an approved fix, C is P with the whole approved patch applied: it may never
+have been committed). Per-test outcomes come from JUnit XML; for pytest
 `--continue-on-collection-errors` keeps one broken file from stopping the others, and a
 file that fails to collect counts as every one of its tests failing (as SWE-bench's log
-parsing does). A per-test timeout turns a hang into a failure of that test. Then:
+parsing does). A per-test timeout turns a hang into a failure of that test.
 
-- FAIL_TO_PASS: failed (or missing) at P+tests, passed at C, in every run;
+Those two runs cost what an independent SWE-bench-style validation costs, and they settle
+most candidates: nothing that passed at C failed (or was missing) at P, so no task. Only
+when a task is possible are runs repeated, up to `runs` in all per side: at C, so that
+every kept test passed in each of them; then at P, unless no test that could be kept ran
+there (its file failed to collect: a test that never ran cannot vary). Repeats stop as soon
+as no FAIL_TO_PASS test is left. Then:
+
+- FAIL_TO_PASS: failed (or missing) at P+tests in every run there, passed at C in every run;
 - PASS_TO_PASS: passed in every run on both sides;
-- flaky: outcomes differ between the two runs of one side; excluded from both lists;
+- flaky: any run on either side disagrees with another run on that side; excluded from both
+  lists and listed. A test can only leave the lists as runs are added, so the verdict does
+  not depend on the order of the runs or on which of them passed;
 - failing on both sides: ignored (no network, a missing service: not about the change).
 
 A cascade (one failure at P taking many unchanged tests with it) is flagged, not rejected:
@@ -50,7 +59,6 @@ _ENV_ERROR = re.compile(
     r"\b(?:ImportError|ModuleNotFoundError|fixture '.*' not found"
     r"|AttributeError: module '[^']+' has no attribute)"
 )
-_PYTHONPATH_SET = re.compile(r"^\s*pythonpath\s*=", re.MULTILINE)
 
 
 @dataclass
@@ -60,11 +68,16 @@ class ValidationConfig:
     """The repository's virtualenv (activated in the sandbox)."""
     per_test_timeout: float = 60.0
     run_timeout: float = 900.0
-    runs_per_side: int = 2
+    runs_per_side: int = 1
+    """Runs of the test files per `run_side` call (scoring runs once; `validate` repeats by
+    `runs`)."""
     cascade_limit: int = 20
     """More FAIL_TO_PASS tests than this flags a cascade."""
     strict: bool = False
     allow_network: bool = False
+    runs: int = 3
+    """Runs per side when a task is possible: every kept test passed at C in each of them
+    (and agreed with itself at P wherever it ran there); 1 is a single run per side."""
 
 
 @dataclass
@@ -136,30 +149,15 @@ def _side(runs: list[TestRun], files: list[str]) -> Side:
     return side
 
 
-def pytest_command(command: TestCommand, workspace: Path) -> TestCommand:
-    """pytest that keeps going past a file that fails to collect, and that imports a src/
-    layout package from the workspace rather than from wherever the venv installed it."""
-    argv = [*command.argv, "--continue-on-collection-errors"]
-    if (workspace / "src").is_dir():
-        configs = [workspace / n for n in ("pyproject.toml", "pytest.ini", "setup.cfg", "tox.ini")]
-        if not any(
-            c.is_file() and _PYTHONPATH_SET.search(c.read_text(errors="replace")) for c in configs
-        ):
-            argv += ["-o", "pythonpath=src"]
-    return replace(command, argv=tuple(argv))
-
-
 def run_side(runner, ws: Workspace, config: ValidationConfig, files: list[str]) -> list[TestRun]:
     """`runs_per_side` runs of the touched test files (one per file where the runner has no
     per-file continue-on-error)."""
     runs = []
     for _ in range(config.runs_per_side):
-        if config.test_command.kind == "pytest":
-            command = pytest_command(config.test_command, ws.path)
-            batches = [files]
-        else:
-            command = config.test_command
-            batches = [[file] for file in files]
+        # The workspace stands where the repository stands in the sandbox, so a src layout
+        # installed editable imports the change; testrun builds the invocation for every caller.
+        command = config.test_command
+        batches = [files] if command.kind == "pytest" else [[file] for file in files]
         merged: TestRun | None = None
         for batch in batches:
             run = run_tests(
@@ -201,15 +199,24 @@ class Verdict:
     cascade_reason: str = ""
     fail_lines: dict[str, str] = field(default_factory=dict)
     """FAIL_TO_PASS test → the first line of its failure at P+tests."""
+    runs: dict[str, int] = field(default_factory=dict)
+    """How many times the tests ran on each side: {"parent": k, "commit": n}."""
+
+
+def kept_tests(before: Side, after: Side) -> tuple[list[str], list[str]]:
+    """(FAIL_TO_PASS, PASS_TO_PASS) as the runs so far have it. Another run can only take a
+    test out (it disagrees: flaky), never put one in."""
+    passed_after = [t for t, s in after.status.items() if s == "pass" and t not in before.flaky]
+    f2p = sorted(t for t in passed_after if before.status.get(t, "fail") == "fail")
+    p2p = sorted(t for t in passed_after if before.status.get(t) == "pass")
+    return f2p, p2p
 
 
 def decide(
     before: Side, after: Side, files: list[str], test_patch: str, cascade_limit: int
 ) -> Verdict:
     flaky = sorted(before.flaky | after.flaky)
-    passed_after = [t for t, s in after.status.items() if s == "pass" and t not in before.flaky]
-    f2p = sorted(t for t in passed_after if before.status.get(t, "fail") == "fail")
-    p2p = sorted(t for t in passed_after if before.status.get(t) == "pass")
+    f2p, p2p = kept_tests(before, after)
     verdict = Verdict(f2p, p2p, flaky)
     if f2p:
         names = changed_test_names(test_patch)
@@ -272,7 +279,9 @@ def _apply(ws: Workspace, patch: str) -> str:
 
 
 def validate(repo: Path, base_dir: Path, candidate: Candidate, config: ValidationConfig) -> Verdict:
-    """Run the candidate's touched tests at P+tests and at C in a throwaway workspace.
+    """Run the candidate's touched tests at P+tests and at C in a throwaway workspace: once
+    each, then, while a task is possible, up to `config.runs` times at C and at P (see the
+    module docstring).
 
     C is the commit itself, or for an approved fix (`candidate.knowledge_id`) P with the
     whole approved patch applied: the same two sides, reached without a commit."""
@@ -289,7 +298,12 @@ def validate(repo: Path, base_dir: Path, candidate: Candidate, config: Validatio
             "env": {"PYTHONDONTWRITEBYTECODE": "1"},
         }
         runner = make_runner(ws.sandbox_config(**settings), strict=config.strict)
-        before = _side(run_side(runner, ws, config, files), files)
+        once = replace(config, runs_per_side=1)
+
+        def run() -> TestRun:
+            return run_side(runner, ws, once, files)[0]
+
+        before = [run()]
         if candidate.knowledge_id:
             ws.reset_to(ws.rev)
             problem = _apply(ws, candidate.patch)
@@ -297,11 +311,36 @@ def validate(repo: Path, base_dir: Path, candidate: Candidate, config: Validatio
                 return Verdict([], [], [], PATCH_DOES_NOT_APPLY, f"the fix: {problem}")
         else:
             ws.reset_to(commit.sha)
-        after = _side(run_side(runner, ws, config, files), files)
+        after = [run()]
+        # Repeats only while a task is possible: most candidates end after one run per side.
+        while len(after) < config.runs and _kept(before, after, files)[0]:
+            after.append(run())
+        if len(before) < config.runs and _ran_at_parent(before, after, files):
+            ws.reset_to(ws.rev)  # back to P + tests (ignored files stay, as between sides)
+            _apply(ws, candidate.split.tests)  # it applied there a moment ago
+            while len(before) < config.runs and _kept(before, after, files)[0]:
+                before.append(run())
     finally:
         ws.remove()
     # A file that failed to collect at P: each of its tests seen at C is missing → failing.
-    return decide(before, after, files, candidate.split.tests, config.cascade_limit)
+    parent, child = _side(before, files), _side(after, files)
+    verdict = decide(parent, child, files, candidate.split.tests, config.cascade_limit)
+    verdict.runs = {"parent": len(before), "commit": len(after)}
+    return verdict
+
+
+def _kept(before: list[TestRun], after: list[TestRun], files: list[str]) -> tuple[list, list]:
+    """(FAIL_TO_PASS, PASS_TO_PASS) as the runs so far have them."""
+    return kept_tests(_side(before, files), _side(after, files))
+
+
+def _ran_at_parent(before: list[TestRun], after: list[TestRun], files: list[str]) -> bool:
+    """Whether a task is still possible and some test it could keep ran at P, so that a
+    repeat there could show it vary. A test in a file that failed to collect at P never ran
+    there: its outcome at P (failing) cannot change, and P runs once."""
+    f2p, p2p = _kept(before, after, files)
+    parent = _side(before, files)
+    return bool(f2p) and (bool(p2p) or any(t in parent.status for t in f2p))
 
 
 def to_task(
@@ -335,6 +374,7 @@ def to_task(
         cascade=bool(verdict.cascade_reason),
         cascade_reason=verdict.cascade_reason,
         flaky=verdict.flaky,
+        runs=verdict.runs,
         source="knowledge" if candidate.knowledge_id else "history",
         knowledge_id=candidate.knowledge_id,
         fail_lines=verdict.fail_lines,

@@ -103,7 +103,11 @@ class Task:
     """FAIL_TO_PASS looks inflated (one failure breaking many tests); see `cascade_reason`."""
     cascade_reason: str = ""
     flaky: list[str] = field(default_factory=list)
-    """Tests excluded because two runs on one side disagreed."""
+    """Tests excluded because runs on one side disagreed (see `runs`)."""
+    runs: dict[str, int] = field(default_factory=dict)
+    """How many times the touched tests ran at P+tests and at C when the task was validated
+    (`{"parent": 3, "commit": 3}`): every kept test held in each run. Empty in tasks mined
+    before it was recorded."""
     source: str = "history"
     """history | knowledge"""
     knowledge_id: str = ""

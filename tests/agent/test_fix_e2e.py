@@ -145,6 +145,8 @@ def test_failing_first_patch_is_refined_from_the_digest_and_the_second_passes(pr
     assert "refinement 1 of 2" in refine["content"]
     assert f"FAILED {FAILING}" in refine["content"]
     assert "assert 9 == 10" in refine["content"]
+    # test_above failed before the change too: not new, but shown since it fails differently
+    assert f"FAILED {FAILING} (failed before your change too, now differently)" in refine["content"]
     assert "+        return high - 1" in refine["content"]  # the diff of the failed attempt
 
     report = json.loads((outcome.run_dir / "report.json").read_text())
@@ -172,7 +174,7 @@ def test_failing_first_patch_is_refined_from_the_digest_and_the_second_passes(pr
     # Every model call is followed by the session's running cost.
     cost = ["cost_update"]
     assert collapsed == [
-        "session_started",
+        "session_started", "test_command",               # kernel: which tests it runs
         *cost, *tool_round,                                   # read
         *cost, "tool_call", "command_run", "tool_result",     # run, in the sandbox
         "message_delta", *cost, "message", *tool_round,       # wrong edit

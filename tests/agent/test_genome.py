@@ -51,7 +51,8 @@ def test_every_prompt_renders_with_its_documented_variables():
             recall_hits=[{"sha": "0123456789abcdef", "subject": "Fix parser", "files": ["p.py"]}],
             require_reproduction=True, test_command="pytest",
         ),
-        "refine": dict(attempt=1, max_attempts=2, digest="FAILED t::x", diff_since_last=""),
+        "refine": dict(attempt=1, max_attempts=2, situation="failing", digest="FAILED t::x",
+                       diff_since_last=""),
         "commit_message": dict(issue="Crash", diff_stat=" app.py | 2 +-"),
     }
     assert set(samples) == set(PROMPTS)

@@ -173,7 +173,7 @@ def test_a_genome_tool_is_offered_runs_in_the_sandbox_and_its_result_reaches_the
     result = json.loads(seen["result"]["content"])
     workspace = Path(result["workspace"])
     assert result["cwd"] == str(workspace)
-    assert project.path / ".evoagent" / "sandboxes" in workspace.parents
+    assert workspace == project.path  # the workspace, shown where the repository stands
     assert result["calc"] == CALC                                # the workspace is there
     assert result["outside"] == "unreadable: FileNotFoundError"  # /tmp is not
     assert result["key"] is None and result["secret_names"] == []

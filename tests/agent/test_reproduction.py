@@ -49,6 +49,8 @@ def test_a_fix_without_a_reproducing_test_is_sent_back(git_repo, script):
     configure_genome(repo.path, refine_attempts=1)
     outcome = run_fix(RepoContext.open(repo.path), FixOptions("double(4) is 9", model))
     assert "no test reproduces the issue" in seen[0]
+    assert "still fail" not in seen[0]  # every test passed: the old message said otherwise
+    assert "Your change is not proven yet" in seen[0]
     assert outcome.status == "fixed"
     assert outcome.report["attempts"] == 2
     reproduction = outcome.report["tests"]["reproduction"]

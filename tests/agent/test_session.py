@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -166,8 +167,10 @@ def test_cancel_stops_a_running_command_promptly_and_leaves_no_sandbox(project, 
         if isinstance(event, ToolCall) and event.name == "run":
             started.set()
 
+    marker = f"evoagent-cancel-{uuid.uuid4().hex}"  # observe only the command this test ran
     session = open_session(project, script([
-        call("run", command="sleep 60", timeout=120), edit(BUGGY, FIXED), finish(),
+        call("run", command=f"exec -a {marker} sleep 60", timeout=120), edit(BUGGY, FIXED),
+        finish(),
     ]), emit=on_event)
     result: list = []
     worker = threading.Thread(target=lambda: result.append(session.ask(REQUEST)))
@@ -184,16 +187,18 @@ def test_cancel_stops_a_running_command_promptly_and_leaves_no_sandbox(project, 
     sandboxes = project.path / ".evoagent" / "sandboxes"
     assert [p.name for p in sandboxes.iterdir()] == [".gitignore"]
     assert not session.status().running
-    assert not sleeping(), "the sandboxed command outlived the cancel"
+    assert not sleeping(marker), "the sandboxed command outlived the cancel"
     assert [r.status for r in session.list_runs()] == ["cancelled"]
 
 
-def sleeping() -> list[str]:
-    """Pids of `sleep 60` processes anywhere on the machine (only this test starts one)."""
+def sleeping(marker: str) -> list[str]:
+    """Pids of live processes whose argv[0] is `marker` (only the test's own command)."""
     pids = []
     for entry in Path("/proc").iterdir():
         try:
-            if entry.name.isdigit() and (entry / "cmdline").read_bytes() == b"sleep\x0060\x00":
+            if entry.name.isdigit() and (entry / "cmdline").read_bytes().startswith(
+                marker.encode() + b"\x00"
+            ):
                 pids.append(entry.name)
         except OSError:
             continue

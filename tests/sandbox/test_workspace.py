@@ -117,3 +117,23 @@ def test_checkpoint_ignores_hooks_and_signing(git_repo, tmp_path):
     (ws.path / "f.txt").write_text("2\n")
     sha = ws.checkpoint("passes despite the hook")
     assert sha == ws.head() != ws.base
+
+
+def test_an_untracked_venv_is_neither_copied_nor_hashed(git_repo, tmp_path):
+    """Python's venv writes no self-ignoring .gitignore before 3.13; copying one into every
+    workspace cost thousands of files per run. Tracked directories of those names still come."""
+    git_repo.commit("one", {"f.txt": "1\n", "venv/keep.py": "tracked = True\n"})
+    for name in (".venv", "myenv"):
+        git_repo.write(f"{name}/pyvenv.cfg", "home = /usr/bin\n")
+        git_repo.write(f"{name}/lib/site.py", "x = 1\n")
+    git_repo.write("node_modules/pkg/index.js", "module.exports = 1\n")
+    git_repo.write("venv/keep.py", "tracked = 'and changed'\n")
+    git_repo.write("notes.txt", "untracked work\n")
+
+    ws = Workspace.create(git_repo.path, tmp_path / "ws")
+
+    for name in (".venv", "myenv", "node_modules"):
+        assert not (ws.path / name).exists(), name
+    assert (ws.path / "venv" / "keep.py").read_text() == "tracked = 'and changed'\n"
+    assert (ws.path / "notes.txt").read_text() == "untracked work\n"
+    assert ws.git("ls-tree", "-r", "--name-only", ws.base).split() == ["f.txt", "notes.txt", "venv/keep.py"]

@@ -17,16 +17,8 @@ import subprocess
 import pytest
 from cli_helpers import run_main
 from evoagent.agent.evolve.genome_repo import GenomeRepo
-from evoagent.agent.scripted_provider import ScriptedReply, ScriptedToolCall
-from security_helpers import leaked, report, run_texts
-
-CALC = "def clamp(value, low, high):\n    return min(max(value, low), low)\n"
-TESTS = (
-    "from calc import clamp\n\n\n"
-    "def test_inside():\n    assert clamp(5, 0, 10) == 5\n\n\n"
-    "def test_above():\n    assert clamp(15, 0, 10) == 10\n"
-)
-ISSUE = "clamp(15, 0, 10) returns 0 instead of 10"
+from evoagent.agent.scripted_provider import ScriptedReply
+from security_helpers import CALC, FIX, ISSUE, TESTS, call, leaked, report, run_texts
 
 # Exfiltration as the host would run it: the key file and the environment's key into HOME.
 STEAL = 'cat "$HOME/.ssh/id_rsa" >> "$HOME/pwned" 2>&1; echo "$ANTHROPIC_API_KEY" >> "$HOME/pwned"'
@@ -57,15 +49,10 @@ ATTACKS = {
 }
 
 
-def call(name: str, **arguments) -> ScriptedReply:
-    return ScriptedReply(tool_calls=[ScriptedToolCall(name, arguments)])
-
-
 def fixing_after(*commands: str) -> list[ScriptedReply]:
-    edit = {"path": "calc.py", "search": "), low)", "replace": "), high)"}
     return [
         *(call("run", command=c, timeout=60) for c in commands),
-        call("edit", edits=[edit]),
+        call("edit", edits=[FIX]),
         call("finish", summary="clamp returns high above the range"),
     ]
 

@@ -10,16 +10,9 @@ import pytest
 from cli_helpers import run_main
 from evoagent.agent.evolve.evaluator import score_patch, scoring_config
 from evoagent.agent.evolve.tasks import Task
-from evoagent.agent.scripted_provider import ScriptedReply, ScriptedToolCall
-from security_helpers import leaked, report, run_texts
+from evoagent.agent.scripted_provider import ScriptedReply
+from security_helpers import CALC, FIX, ISSUE, TESTS, call, leaked, report, run_texts
 
-CALC = "def clamp(value, low, high):\n    return min(max(value, low), low)\n"
-TESTS = (
-    "from calc import clamp\n\n\n"
-    "def test_inside():\n    assert clamp(5, 0, 10) == 5\n\n\n"
-    "def test_above():\n    assert clamp(15, 0, 10) == 10\n"
-)
-ISSUE = "clamp(15, 0, 10) returns 0 instead of 10"
 FORGING_CONFTEST = '''import pytest
 
 
@@ -30,11 +23,6 @@ def pytest_runtest_makereport(item, call):
     if report.failed:
         report.outcome = "passed"
 '''
-FIX = {"path": "calc.py", "search": "), low)", "replace": "), high)"}
-
-
-def call(name: str, **arguments) -> ScriptedReply:
-    return ScriptedReply(tool_calls=[ScriptedToolCall(name, arguments)])
 
 
 def write(path: str, content: str) -> ScriptedReply:

@@ -139,3 +139,33 @@ async def test_recall_shows_matching_commits_in_the_conversation(project, script
         assert "Document the clamp parser bounds (#12)" in text
         lines = text[text.index("Recall 'parser bounds'"):].splitlines()
         assert lines[1].split(" ", 3)[-1] == "Document the clamp parser bounds (#12)"
+
+
+async def test_a_run_the_model_failure_ended_still_shows_its_best_attempt(project, script):
+    from conftest import BUGGY
+    from evoagent.agent.model import litellm_module
+    from evoagent.agent.scripted_provider import ScriptedReply, ScriptedToolCall
+
+    wrong = {"path": "calc.py", "search": BUGGY, "replace": BUGGY.replace("low", "high - 1")}
+    model = script([
+        ScriptedReply(tool_calls=[ScriptedToolCall("edit", {"edits": [wrong]})]),
+        ScriptedReply(tool_calls=[ScriptedToolCall("finish", {"summary": "off by one"})]),
+        litellm_module().BadRequestError(message="provider down", model="scripted",
+                                         llm_provider="scripted"),
+    ])
+    app = EvoApp(root=project.path, model=model, mode="full_auto", mine_on_start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.status.model, what="session")
+        app.main.prompt.value = REQUEST
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "provider down" in notes(app), what="the error", timeout=60)
+        screen = await open_runs(pilot)
+        [run] = screen.runs
+        assert run.status == "error"
+        assert [str(cell) for cell in screen.table.get_row_at(0)][3] == "yes"  # the patch column
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ReviewScreen), what="review")
+        review = app.screen
+        assert "+        return high - 1" in review.request.diff
+        assert "attempt 2" in review.request.metadata["stopped"]
+        assert "provider down" in review.request.metadata["stopped"]

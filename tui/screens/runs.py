@@ -15,7 +15,11 @@ from textual.widgets import DataTable, Footer, Static
 from ..controller import one_line
 from .keys import quiet_app_bindings
 
-STATUS_STYLES = {"fixed": "green", "not_fixed": "red", "error": "red", "cancelled": "yellow"}
+STATUS_STYLES = {"fixed": "green", "not_fixed": "red", "error": "red", "cancelled": "yellow",
+                 "tests_did_not_run": "yellow", "not_verified": "yellow",
+                 "budget_exhausted": "yellow"}
+"""Red: judged and failed, or broke; yellow: no verdict (the tests could not run, no test
+command, cut short)."""
 
 
 class RunsScreen(Screen):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from evoagent.agent import events as ev
+from evoagent.sandbox.testdetect import TestCommand, describe_test_command
 from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widget import AwaitMount
@@ -87,10 +88,16 @@ class Conversation(VerticalScroll):
             self._answer = None
             await self._add(CommandOutput(event.command, event.exit_code, event.output,
                                           event.seconds, event.isolated))
+        elif isinstance(event, ev.TestResult) and event.not_run:
+            await self.add_note(f"tests (attempt {event.attempt}): could not run — "
+                                f"{event.not_run}", "error")
         elif isinstance(event, ev.TestResult):
             kind = "success" if not (event.failed or event.errors) else "error"
             await self.add_note(f"tests (attempt {event.attempt}): {event.passed} passed, "
                                 f"{event.failed} failed, {event.errors} errors", kind)
+        elif isinstance(event, ev.TestCommandChosen):
+            command = TestCommand.of(event.argv, event.source) if event.argv else None
+            await self.add_note(f"tests: {describe_test_command(command)}")
         elif isinstance(event, ev.PatchFiltered):
             for line in event.dropped:
                 await self.add_note(f"dropped from the patch: {line}", "error")
