@@ -168,7 +168,8 @@ def _glob_regex(glob: str) -> re.Pattern[str]:
         else:
             out.append(re.escape(glob[i]))
             i += 1
-    return re.compile("".join(out))
+    # DOTALL: a file name may hold a newline, and `**` must still cover it.
+    return re.compile("".join(out), re.DOTALL)
 
 
 @dataclass(frozen=True)
