@@ -139,7 +139,8 @@ class Solver:
         """The attempt at `sha` through the patch policy (the base's files and modes come from
         git objects, never from the tree the sandbox wrote)."""
         ws = self.workspace
-        return review_patch(ws.diff(ws.base, sha), self.genome.policy, *base_reader(ws))
+        return review_patch(ws.diff(ws.base, sha), self.genome.policy,
+                            *base_reader(ws.git, ws.base))
 
     def decide(self, patch: str, test_ids: list[str] | None = None,
                restore: str | None = None) -> TestRun | None:
@@ -391,17 +392,21 @@ def _diff(workspace: Workspace, old: str, new: str) -> str:
     return workspace.diff(old, new, "--stat", "-p")[-4000:]
 
 
-def base_reader(ws: Workspace) -> tuple[Callable[[str], str | None], Callable[[str], str | None]]:
-    """(old_text, old_mode) of the workspace's base for `review_patch`, read from git."""
+def base_reader(
+    git: Callable[..., str], base: str
+) -> tuple[Callable[[str], str | None], Callable[[str], str | None]]:
+    """(old_text, old_mode) of commit `base` for `review_patch`, read from git objects through
+    `git(*args) -> stdout` (a workspace's `Workspace.git`, or the person's repository), never
+    from a tree a sandbox wrote."""
 
     def old_text(path: str) -> str | None:
         try:
-            return ws.git("cat-file", "blob", f"{ws.base}:{path}")
+            return git("cat-file", "blob", f"{base}:{path}")
         except GitError:
             return None
 
     def old_mode(path: str) -> str | None:
-        entry = ws.git("ls-tree", "-z", ws.base, "--", path).split("\0")[0]
+        entry = git("ls-tree", "-z", base, "--", path).split("\0")[0]
         return entry.split(" ", 1)[0] if entry else None
 
     return old_text, old_mode

@@ -15,6 +15,7 @@ left out of the scored run and listed, so the patch cannot decide its own score.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -26,6 +27,7 @@ from evoagent.sandbox.workspace import GitError, Workspace, git
 
 from ..genome import Policy
 from ..patch_policy import review_patch
+from ..solve import base_reader
 from .patch_split import file_sections
 from .task_mining import ValidationConfig, _side, run_side
 from .tasks import Task
@@ -74,7 +76,8 @@ def score_patch(
     hidden = touched_paths(task.test_patch)
     if touched_paths(patch) & hidden:
         return Score(False, TAMPERED, tampered=True, seconds=round(time.monotonic() - started, 3))
-    review = review_patch(patch, Policy(), *_base_reader(repo, task.base_commit))
+    review = review_patch(patch, Policy(),
+                          *base_reader(functools.partial(git, repo), task.base_commit))
     left_out = [str(change) for change in review.infrastructure]
     dropped = [str(drop) for drop in review.dropped]
     patch = review.deciding
@@ -106,21 +109,6 @@ def score_patch(
     return Score(resolved, reason, False, f2p, p2p, round(time.monotonic() - started, 3),
                  left_out, dropped)
 
-
-def _base_reader(repo: Path, base: str):
-    """(old_text, old_mode) at the task's base, read from the person's repository."""
-
-    def old_text(path: str) -> str | None:
-        try:
-            return git(repo, "cat-file", "blob", f"{base}:{path}")
-        except GitError:
-            return None
-
-    def old_mode(path: str) -> str | None:
-        entry = git(repo, "ls-tree", "-z", base, "--", path).split("\0")[0]
-        return entry.split(" ", 1)[0] if entry else None
-
-    return old_text, old_mode
 
 
 def _failing(f2p: dict[str, str], p2p: dict[str, str]) -> str:
