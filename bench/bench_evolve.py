@@ -185,9 +185,9 @@ class Clock:
 
     def __init__(self) -> None:
         self.model = self.tests = 0.0
-        import evoagent.agent.evolve.task_mining as task_mining
         import evoagent.agent.model as model
         import evoagent.agent.solve as solve
+        import evoagent.agent.tasks.validate as task_mining
 
         query = model.Model.query
         run_tests = solve.run_tests
@@ -213,7 +213,7 @@ class Clock:
 
 
 def evolve(repo: Path, task_model: str, meta_model: str, **options):
-    from evoagent.agent.evolve.evolve import EvolveOptions, run_evolution
+    from evoagent.agent.evolve.generations import EvolveOptions, run_evolution
     from evoagent.agent.repo_context import RepoContext
 
     return run_evolution(RepoContext.open(repo), EvolveOptions(model=task_model, meta_model=meta_model,
@@ -235,7 +235,7 @@ def main() -> None:
     for key in ("AUTHOR", "COMMITTER"):  # a fresh HOME has no git identity
         os.environ[f"GIT_{key}_NAME"] = "bench"
         os.environ[f"GIT_{key}_EMAIL"] = "bench@localhost"
-    from evoagent.agent.evolve.tasks import TaskStore
+    from evoagent.agent.tasks.store import TaskStore
 
     if args.mode == "overhead":  # about `--tasks` val tasks
         repo, task_model = build_world(root, args.tasks * 2 + 4, "0.25,0.5,0.25")

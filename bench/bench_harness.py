@@ -66,10 +66,10 @@ def main() -> None:
     os.chdir(args.repo)
 
     import evoagent.sandbox.testrun as testrun
-    from evoagent.agent.evolve import bench as bench_module
-    from evoagent.agent.evolve.bench import BenchOptions, run_bench
-    from evoagent.agent.evolve.tasks import TaskStore
+    from evoagent.agent.bench import run as bench_module
+    from evoagent.agent.bench.run import BenchOptions, run_bench
     from evoagent.agent.repo_context import RepoContext
+    from evoagent.agent.tasks.store import TaskStore
 
     ctx = RepoContext.open(args.repo)
     tasks = sorted(TaskStore(ctx.state.dir / "tasks").tasks(), key=lambda t: t.id)[: args.tasks]
@@ -94,8 +94,8 @@ def main() -> None:
             spent["runs"] += 1
 
     testrun.run_tests = timed
-    import evoagent.agent.evolve.task_mining as task_mining
     import evoagent.agent.solve as solve
+    import evoagent.agent.tasks.validate as task_mining
 
     task_mining.run_tests = timed
     if hasattr(solve, "run_tests"):

@@ -40,10 +40,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evoagent.agent.evolve.task_candidates import Candidate, classify, first_parent_history
-from evoagent.agent.evolve.task_miner import mine_tasks
-from evoagent.agent.evolve.task_mining import ValidationConfig, validate
-from evoagent.agent.evolve.tasks import Task, TaskStore
+from evoagent.agent.tasks.candidates import Candidate, classify, first_parent_history
+from evoagent.agent.tasks.mine import mine_tasks
+from evoagent.agent.tasks.store import Task, TaskStore
+from evoagent.agent.tasks.validate import ValidationConfig, validate
 from evoagent.sandbox.testdetect import detect_test_command
 
 _PYTHONPATH_SET = re.compile(r"^\s*pythonpath\s*=", re.MULTILINE)

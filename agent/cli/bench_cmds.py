@@ -13,13 +13,13 @@ from .output import echo, emit_json
 
 
 def _store(ctx: RepoContext):
-    from evoagent.agent.evolve.bench import bench_store
+    from evoagent.agent.bench.run import bench_store
 
     return bench_store(ctx)
 
 
 def _run(ctx: RepoContext, run_id: str):
-    from evoagent.agent.evolve.bench_store import BenchStoreError
+    from evoagent.agent.bench.store import BenchStoreError
 
     try:
         return _store(ctx).get(run_id)
@@ -71,7 +71,7 @@ def bench(click_ctx, split, limit, ids, variant, model, attempts, jobs, executor
     """
     if click_ctx.invoked_subcommand is not None:
         return
-    from evoagent.agent.evolve.bench import BenchOptions, run_bench, write_predictions
+    from evoagent.agent.bench.run import BenchOptions, run_bench, write_predictions
 
     ctx = RepoContext.open()
     options = BenchOptions(
@@ -150,7 +150,7 @@ def show(run_id: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def compare(run_a: str, run_b: str, as_json: bool) -> None:
     """Paired comparison of two runs on the tasks both ran (exact McNemar test)."""
-    from evoagent.agent.evolve.stats import pair
+    from evoagent.agent.bench.stats import pair
 
     ctx = RepoContext.open()
     a, b = _run(ctx, run_a), _run(ctx, run_b)

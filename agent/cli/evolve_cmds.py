@@ -40,7 +40,7 @@ def evolve() -> None:
 def run(generations, parallel, budget_usd, max_hours, jobs, executor, model, meta_model,
         small_stage, seed, resume, strict, as_json) -> None:
     """Run generations of propose → gates → score; every variant is archived."""
-    from evoagent.agent.evolve.evolve import EvolveOptions, run_evolution
+    from evoagent.agent.evolve.generations import EvolveOptions, run_evolution
 
     ctx = RepoContext.open()
     options = EvolveOptions(generations=generations, parallel=parallel, budget_usd=budget_usd,

@@ -14,8 +14,8 @@ from ..repo_context import RepoContext
 from .output import echo, emit_json, emit_json_line
 
 if TYPE_CHECKING:
-    from evoagent.agent.evolve.task_rewrite import RewriteResult
-    from evoagent.agent.evolve.tasks import Task, TaskStore
+    from evoagent.agent.tasks.rewrite import RewriteResult
+    from evoagent.agent.tasks.store import Task, TaskStore
     from evoagent.memory.knowledge import Knowledge
 
     from ..model import Model
@@ -25,14 +25,14 @@ TASKS_DIR = "tasks"
 
 
 def _store(ctx: RepoContext) -> TaskStore:
-    from evoagent.agent.evolve.tasks import TaskStore
+    from evoagent.agent.tasks.store import TaskStore
 
     return TaskStore(ctx.state.dir / TASKS_DIR)
 
 
 def _checked(call):
     """Task-store errors a user can cause become one line and exit code 2."""
-    from evoagent.agent.evolve.tasks import TaskStoreError
+    from evoagent.agent.tasks.store import TaskStoreError
 
     try:
         return call()
@@ -56,7 +56,7 @@ def _model(ctx: RepoContext, model: str | None) -> Model:
 
 
 def _rewrite(store: TaskStore, found: list[Task], llm: Model, as_json: bool) -> list[RewriteResult]:
-    from evoagent.agent.evolve.task_rewrite import rewrite_tasks
+    from evoagent.agent.tasks.rewrite import rewrite_tasks
 
     def progress(result: RewriteResult) -> None:
         if not as_json and sys.stderr.isatty():
@@ -187,9 +187,9 @@ def mine(
 ) -> None:
     """Mine validated fail→pass tasks from first-parent history, newest first, then from
     approved fixes that bring a failing test (incremental: nothing is validated twice)."""
-    from evoagent.agent.evolve.task_miner import mine_tasks
-    from evoagent.agent.evolve.task_mining import ValidationConfig
-    from evoagent.agent.evolve.tasks import parse_ratios
+    from evoagent.agent.tasks.mine import mine_tasks
+    from evoagent.agent.tasks.store import parse_ratios
+    from evoagent.agent.tasks.validate import ValidationConfig
     from evoagent.sandbox.local import SandboxUnavailable
     from evoagent.sandbox.testdetect import detect_test_command
 
@@ -322,7 +322,7 @@ def list_tasks(split: str | None = None, as_json: bool = False) -> None:
     store = _store(ctx)
     found = _checked(lambda: store.in_split(split))
     ratios = _checked(store.ratios)
-    from evoagent.agent.evolve.tasks import split_of
+    from evoagent.agent.tasks.store import split_of
 
     if as_json:
         emit_json(

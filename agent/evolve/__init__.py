@@ -1,9 +1,12 @@
-"""The hyperagent's kernel: the harness that scores agents on the repository's own history.
+"""Hyperagent mode: the meta agent edits the genome on a branch; the kernel gates and scores.
 
-- `tasks.py` — `Task`, `Reject`, `TaskStore` (JSONL under `.evoagent/tasks/`), the split.
-- `patch_split.py` — a gold patch → code part / test part; tests the diff changed.
-- `task_candidates.py` — first-parent history → candidates, or why a commit is not one.
-- `task_mining.py` — validate a candidate in sandbox workspaces; FAIL_TO_PASS/PASS_TO_PASS,
-  flaky, cascade, rejection reasons.
-- `task_miner.py` — `mine_tasks`: the walk, the worker pool, the store, problem statements.
+- `generations.py` — `evoagent evolve run`: propose → gate → score → archive, per generation.
+- `meta_agent.py` — the meta agent: one change to the genome per proposal.
+- `gates.py`, `code_scan.py`, `safety.py` — what a variant passes before its score counts.
+- `selection.py` — which variants become parents.
+- `archive.py` — every variant and its lineage, under `.evoagent/evolve/`.
+- `genome_repo.py` — the genome's git repository: branches, notes, promotion, rollback.
+- `review.py` — what a person does: compare, promote, reject, roll back.
+
+Depends on `bench` and `tasks`; nothing below depends on it.
 """

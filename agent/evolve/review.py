@@ -12,10 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..bench.stats import Paired, pair
 from ..errors import EvoError
 from .archive import ADMITTED, PROMOTED, REJECTED, Archive, StageScore, Variant
 from .genome_repo import GenomeRepo
-from .stats import Paired, pair
 
 
 def archive_of(ctx) -> Archive:
@@ -31,7 +31,7 @@ def genome_repo_of(ctx) -> GenomeRepo:
 
 
 def stage_score(ctx, run_summary: dict) -> StageScore:
-    from .bench import bench_store
+    from ..bench.run import bench_store
 
     run = bench_store(ctx).get(run_summary["run_id"])
     outcomes = {r.task_id: r.resolved for r in run.results()}
@@ -42,7 +42,7 @@ def score_on(ctx, ref: str, split: str | None, *, ids: list[str] | None = None,
              model: str | None = None, jobs: int = 1, executor: str = "local",
              progress=None) -> StageScore:
     """Bench the genome at `ref` on a split (or ids); the harness's score."""
-    from .bench import BenchOptions, run_bench
+    from ..bench.run import BenchOptions, run_bench
 
     summary = run_bench(ctx, BenchOptions(split=split, ids=list(ids or []), variant=ref,
                                           model=model, jobs=jobs, executor=executor), progress)

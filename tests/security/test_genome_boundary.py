@@ -239,7 +239,7 @@ def evolve_repo(root: Path) -> Path:
 
 def split_each_task_apart(repo: Path) -> None:
     """Ratios that put one task in train and the other in val (the split hashes task ids)."""
-    from evoagent.agent.evolve.tasks import TaskStore, split_of
+    from evoagent.agent.tasks.store import TaskStore, split_of
 
     ids = [t.id for t in TaskStore(repo / ".evoagent" / "tasks").tasks()]
     assert len(ids) == 2, ids

@@ -150,7 +150,7 @@ def test_fix_shows_the_models_text_without_escapes(git_repo, script, output_form
 
 
 def test_tasks_list_and_show_print_no_escapes(git_repo):
-    from evoagent.agent.evolve.tasks import Task, TaskStore
+    from evoagent.agent.tasks.store import Task, TaskStore
 
     git_repo.commit("Start", {"README.md": "# pager\n"})
     task = Task(

@@ -8,9 +8,9 @@ import subprocess
 
 import pytest
 from cli_helpers import run_main
-from evoagent.agent.evolve.evaluator import score_patch, scoring_config
-from evoagent.agent.evolve.tasks import Task
+from evoagent.agent.bench.scoring import score_patch, scoring_config
 from evoagent.agent.scripted_provider import ScriptedReply
+from evoagent.agent.tasks.store import Task
 from security_helpers import CALC, FIX, ISSUE, TESTS, call, leaked, report, run_texts
 
 FORGING_CONFTEST = '''import pytest

@@ -177,7 +177,7 @@ def meta_model(world, name: str, queue: list[str]) -> tuple[str, Path]:
 
 
 def splits(repo: Path) -> dict[str, int]:
-    from evoagent.agent.evolve.tasks import TaskStore
+    from evoagent.agent.tasks.store import TaskStore
 
     store = TaskStore(repo / ".evoagent" / "tasks")
     return {s: len(store.in_split(s)) for s in ("train", "val", "test")}
@@ -314,7 +314,7 @@ def fresh_copy(world, evolved, tmp_path):
 
 
 def test_ctrl_c_mid_generation_then_resume_finishes_without_duplicates(world, fresh_copy):
-    from evoagent.agent.evolve.evolve import EvolveOptions, run_evolution
+    from evoagent.agent.evolve.generations import EvolveOptions, run_evolution
 
     model, _ = meta_model(world, "meta_resume", ["good"])
     fired = []

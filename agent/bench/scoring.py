@@ -28,9 +28,9 @@ from evoagent.sandbox.workspace import GitError, Workspace, git
 from ..genome import Policy
 from ..patch_policy import review_patch
 from ..solve import base_reader
-from .patch_split import file_sections
-from .task_mining import ValidationConfig, _side, run_side
-from .tasks import Task
+from ..tasks.patch_split import file_sections
+from ..tasks.store import Task
+from ..tasks.validate import ValidationConfig, _side, run_side
 
 NO_PATCH = "no patch"
 TAMPERED = "test tampering: the patch edits the hidden test files"

@@ -155,7 +155,7 @@ class Task:
 class Reject:
     commit: str
     reason: str
-    """One of REASONS (task_mining)."""
+    """One of REASONS (validate.py)."""
     detail: str = ""
     """The evidence: an error's first line, the failing tests, the patch error."""
     stage: str = "validate"

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import invoke
-from evoagent.agent.evolve.knowledge_tasks import full_patch
-from evoagent.agent.evolve.tasks import TaskStore
+from evoagent.agent.tasks.from_knowledge import full_patch
+from evoagent.agent.tasks.store import TaskStore
 from evoagent.memory.knowledge import Knowledge, bound_diff
 
 PYTEST = f"{sys.executable} -m pytest"
@@ -203,7 +203,7 @@ def test_a_cut_diff_is_taken_whole_from_its_run_only_when_it_matches(tmp_path):
 
 
 def test_a_record_already_mined_from_history_or_without_its_base_is_no_candidate(git_repo):
-    from evoagent.agent.evolve.knowledge_tasks import to_candidate
+    from evoagent.agent.tasks.from_knowledge import to_candidate
 
     head = git_repo.commit("start", {"calc.py": CALC})
     record = Knowledge("i", "s", "diff", ["calc.py"], "me", "run-1", head, commit_sha="c" * 40)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import git, invoke, run_main
-from evoagent.agent.evolve.bench import BenchOptions, run_bench
-from evoagent.agent.evolve.bench_store import BenchStore
+from evoagent.agent.bench.run import BenchOptions, run_bench
+from evoagent.agent.bench.store import BenchStore
 from evoagent.agent.repo_context import RepoContext
 from genome_settings import configure_genome
 
@@ -155,7 +155,7 @@ def project(tmp_path_factory):
 
 
 def tasks_by_commit(repo: Path) -> dict[str, str]:
-    from evoagent.agent.evolve.tasks import TaskStore
+    from evoagent.agent.tasks.store import TaskStore
 
     return {t.commit: t.id for t in TaskStore(repo / ".evoagent" / "tasks").tasks()}
 
@@ -261,7 +261,7 @@ def test_swebench_export_scores_the_same(project, baseline_run):
 
 
 def _comparable(summary: dict) -> dict:
-    from evoagent.agent.evolve.bench_job import TaskResult
+    from evoagent.agent.bench.job import TaskResult
 
     return {r["task_id"]: TaskResult.from_json(r).comparable() for r in summary["results"]}
 

@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..bench.stats import exact_mcnemar
 from ..errors import EXIT_BUDGET, EvoError
 from ..terminal_text import one_line as printable
 from .archive import ADMITTED, GATING, PROPOSING, REJECTED, Archive, StageScore, Variant
@@ -37,7 +38,6 @@ from .gates import duplicate_gate, load_gate, policy_gate, safety_gate
 from .genome_repo import GenomeRepo
 from .review import _note, archive_of, genome_repo_of, score_on
 from .selection import choose_parents
-from .stats import exact_mcnemar
 
 RUN_FILE = "run.json"
 
@@ -123,7 +123,7 @@ class Evolution:
         return ""
 
     def _bench_cost(self, score: StageScore) -> None:
-        from .bench import bench_store
+        from ..bench.run import bench_store
 
         summary = bench_store(self.ctx).get(score.bench_run).summary()
         self._charge(summary.get("cost_usd"))
@@ -339,8 +339,8 @@ class Evolution:
     def _failures(self, parent: Variant, limit: int = 8) -> str:
         """Digests of the parent's failed train tasks: statement, verdict, failing tests and
         the last steps of its trajectory. Train only: val and test never reach the meta agent."""
-        from .bench import bench_store
-        from .tasks import TaskStore
+        from ..bench.run import bench_store
+        from ..tasks.store import TaskStore
 
         train = parent.scores.get("train")
         if train is None:

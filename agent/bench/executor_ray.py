@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EvoError
-from .bench_job import Job, run_job
 from .genome_export import extract_tar
+from .job import Job, run_job
 
 INSTALL_HINT = "the ray executor needs Ray: pip install 'evoagent[ray]'"
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from evoagent.agent.evolve.patch_split import changed_test_names, split_patch, touched_by_diff
-from evoagent.agent.evolve.task_candidates import DOCS_FORMAT_ONLY, classify, first_parent_history
-from evoagent.agent.evolve.task_mining import _side, decide, error_line
-from evoagent.agent.evolve.tasks import (
+from evoagent.agent.tasks.candidates import DOCS_FORMAT_ONLY, classify, first_parent_history
+from evoagent.agent.tasks.patch_split import changed_test_names, split_patch, touched_by_diff
+from evoagent.agent.tasks.store import (
     Reject,
     Task,
     TaskStore,
@@ -16,6 +15,7 @@ from evoagent.agent.evolve.tasks import (
     parse_ratios,
     split_of,
 )
+from evoagent.agent.tasks.validate import _side, decide, error_line
 from evoagent.sandbox.junit import Outcome
 from evoagent.sandbox.testrun import TestRun
 

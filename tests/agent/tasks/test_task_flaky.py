@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import invoke
-from evoagent.agent.evolve.tasks import TaskStore
+from evoagent.agent.tasks.store import TaskStore
 
 PYTEST = f"{sys.executable} -m pytest"
 VENV = str(Path(sys.prefix)) if sys.prefix != sys.base_prefix else None
@@ -314,8 +314,8 @@ def test_runs_flag_sets_the_count(mined):
 
 def test_a_candidate_that_cannot_be_a_task_runs_once_per_side(mined, tmp_path):
     """What an independent SWE-bench-style validation runs, and no more."""
-    from evoagent.agent.evolve.task_candidates import Candidate, classify, first_parent_history
-    from evoagent.agent.evolve.task_mining import ValidationConfig, validate
+    from evoagent.agent.tasks.candidates import Candidate, classify, first_parent_history
+    from evoagent.agent.tasks.validate import ValidationConfig, validate
     from evoagent.sandbox.testdetect import TestCommand
 
     repo, sha = mined["repo"], mined["shas"]["steady"]
@@ -340,7 +340,7 @@ def test_the_verdict_does_not_depend_on_the_order_of_the_runs():
     run added can only take tests out of the lists (what lets repeats stop early)."""
     from itertools import permutations
 
-    from evoagent.agent.evolve.task_mining import _side, decide, kept_tests
+    from evoagent.agent.tasks.validate import _side, decide, kept_tests
 
     files = ["tests/test_x.py"]
     t = [f"tests/test_x.py::test_{n}" for n in "abcd"]

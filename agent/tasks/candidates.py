@@ -90,7 +90,7 @@ class Candidate:
     """`git diff --binary --full-index --no-renames P C`."""
     split: SplitPatch
     knowledge_id: str = ""
-    """Set for an approved fix (knowledge_tasks): C is not a commit but P plus `patch`, and
+    """Set for an approved fix (from_knowledge): C is not a commit but P plus `patch`, and
     `commit` is a stand-in (sha `knowledge:<id>`, parent P, the issue text as message)."""
     statement_source: str = "commit message"
     """What `commit.message` is: the commit message, or a knowledge record's issue text."""

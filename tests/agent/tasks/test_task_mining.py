@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import invoke
 from evoagent.agent.errors import EvoError
-from evoagent.agent.evolve.tasks import TaskStore, split_of
+from evoagent.agent.tasks.store import TaskStore, split_of
 
 PYTEST = f"{sys.executable} -m pytest"
 VENV = str(Path(sys.prefix)) if sys.prefix != sys.base_prefix else None
@@ -411,8 +411,8 @@ def test_inherited_and_imported_tests_keep_their_collected_file(tmp_path, monkey
     collected it from, as `pytest -rA` (and so SWE-bench) does: a test inherited from a base
     class in a helper module is `tests/test_calc.py::TestCalc::test_add`, not
     `tests/checks.py::tests::test_calc::TestCalc::test_add`."""
-    from evoagent.agent.evolve.task_candidates import Candidate, classify, first_parent_history
-    from evoagent.agent.evolve.task_mining import ValidationConfig, validate
+    from evoagent.agent.tasks.candidates import Candidate, classify, first_parent_history
+    from evoagent.agent.tasks.validate import ValidationConfig, validate
     from evoagent.sandbox.testdetect import TestCommand
 
     monkeypatch.setenv("HOME", str(tmp_path / "home"))

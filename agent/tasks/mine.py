@@ -8,7 +8,7 @@ made, so an interrupted run resumes where it stopped and a second run does no wo
 in flight still finish and are kept (at most `jobs - 1` extra).
 
 After the history, approved fixes (active knowledge records) not yet decided go through the
-same pool (`knowledge_tasks` turns each into a candidate); `knowledge=None` skips them.
+same pool (`from_knowledge` turns each into a candidate); `knowledge=None` skips them.
 
 The problem statement is the commit message as written, plus the intent of any knowledge
 record made from that commit (for an approved fix: the issue the person asked about).
@@ -31,10 +31,10 @@ from typing import TYPE_CHECKING, Any
 from evoagent.memory.commit_names import extract_issue_refs
 from evoagent.sandbox.workspace import GitError, git
 
-from . import knowledge_tasks
-from .task_candidates import Candidate, Commit, NotCandidate, first_parent_history, walk
-from .task_mining import ValidationConfig, Verdict, to_reject, to_task, validate
-from .tasks import Reject, Task, TaskStore
+from . import from_knowledge
+from .candidates import Candidate, Commit, NotCandidate, first_parent_history, walk
+from .store import Reject, Task, TaskStore
+from .validate import ValidationConfig, Verdict, to_reject, to_task, validate
 
 if TYPE_CHECKING:
     from evoagent.memory.knowledge import Knowledge
@@ -66,7 +66,7 @@ def problem_statement(
 
 def _short(key: str) -> str:
     """A sha's first 10 characters; a `knowledge:<id>` key whole."""
-    return key if key.startswith(knowledge_tasks.PREFIX) else key[:10]
+    return key if key.startswith(from_knowledge.PREFIX) else key[:10]
 
 
 @dataclass
@@ -150,14 +150,14 @@ def mine_tasks(
     report.examined = len(commits)
     report.already_decided = sum(1 for c in commits if c.sha in decided)
     command_text = " ".join(config.test_command.argv)
-    records, report.knowledge_skipped = knowledge_tasks.approved(knowledge or [])
+    records, report.knowledge_skipped = from_knowledge.approved(knowledge or [])
     report.knowledge_examined = len(records)
     report.knowledge_already_decided = sum(
-        1 for r in records if knowledge_tasks.decision_key(r.id) in decided
+        1 for r in records if from_knowledge.decision_key(r.id) in decided
     )
     stream: Any = walk(repo, commits, decided)
     if records:
-        approved = knowledge_tasks.candidates(repo, records, store, runs_dir)
+        approved = from_knowledge.candidates(repo, records, store, runs_dir)
         stream = itertools.chain(stream, approved)
 
     def work(candidate: Candidate) -> tuple[Verdict, float]:

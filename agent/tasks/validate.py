@@ -40,9 +40,9 @@ from evoagent.sandbox.testdetect import TestCommand
 from evoagent.sandbox.testrun import TestRun, run_tests
 from evoagent.sandbox.workspace import GitError, Workspace
 
+from .candidates import Candidate
 from .patch_split import changed_test_names, touched_by_diff
-from .task_candidates import Candidate
-from .tasks import Reject, Task
+from .store import Reject, Task
 
 NO_FAILING_TEST = "no failing test"
 STILL_FAILING = "still failing after C"

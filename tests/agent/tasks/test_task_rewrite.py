@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import invoke, run_main
-from evoagent.agent.evolve.task_rewrite import added_lines, leak, render_prompt
-from evoagent.agent.evolve.tasks import Task, TaskStore, TaskStoreError
+from evoagent.agent.tasks.rewrite import added_lines, leak, render_prompt
+from evoagent.agent.tasks.store import Task, TaskStore, TaskStoreError
 
 PYTEST = f"{sys.executable} -m pytest"
 VENV = str(Path(sys.prefix)) if sys.prefix != sys.base_prefix else None

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .bench_job import TaskResult
+from .job import TaskResult
 from .stats import wilson_interval
 
 

@@ -27,7 +27,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from .patch_split import file_sections
-from .tasks import Task, TaskStore
+from .store import Task, TaskStore
 
 if TYPE_CHECKING:
     from ..model import Model

@@ -1,4 +1,4 @@
-"""Approved fixes (knowledge records) as task candidates: the adapter to `task_mining`.
+"""Approved fixes (knowledge records) as task candidates: the adapter to `validate`.
 
 A person approved a run's patch; when that patch also brings a test that fails without the
 fix, it is a task like a history commit, and it is validated the same way (`validate`):
@@ -24,8 +24,7 @@ from typing import TYPE_CHECKING
 from evoagent.sandbox.workspace import GitError, git
 
 from ..knowledge_capture import intent_of
-from .patch_split import split_patch
-from .task_candidates import (
+from .candidates import (
     NO_RUNNABLE_TEST,
     NO_SOURCE_CHANGE,
     NO_TEST_CHANGE,
@@ -33,7 +32,8 @@ from .task_candidates import (
     Commit,
     is_source,
 )
-from .tasks import Reject, TaskStore
+from .patch_split import split_patch
+from .store import Reject, TaskStore
 
 if TYPE_CHECKING:
     from evoagent.memory.knowledge import Knowledge

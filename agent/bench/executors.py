@@ -1,5 +1,5 @@
 """Where benchmark jobs run. Every executor takes jobs and yields results as they finish;
-what a job does is `bench_job.run_job`, the same everywhere, so executors differ only in
+what a job does is `job.run_job`, the same everywhere, so executors differ only in
 where that function runs.
 
 - `local`, J = 1: in this process, one task after another (no start-up cost).
@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any, Protocol
 
-from .bench_job import Job, run_job
+from .job import Job, run_job
 
 
 class Executor(Protocol):

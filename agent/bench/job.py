@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .tasks import Task
+from ..tasks.store import Task
 
 
 @dataclass
@@ -101,7 +101,7 @@ def run_job(job: Job) -> dict[str, Any]:
     from evoagent.agent.repo_context import RepoContext
     from evoagent.agent.state import RepoState
 
-    from .evaluator import AGENT_ERROR, score_patch, scoring_config
+    from .scoring import AGENT_ERROR, score_patch, scoring_config
 
     started = time.monotonic()
     task = Task.from_json(job.task)

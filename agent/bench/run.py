@@ -3,7 +3,7 @@
 The driver picks the tasks, exports the genome at the requested ref once, builds one `Job`
 per task and hands them to an executor; each finished result is appended to the run's
 `results.jsonl` at once, so an interrupted run keeps what it finished and `--resume`
-continues with the rest. Scores come from `evaluator.score_patch` (the kernel), never from
+continues with the rest. Scores come from `scoring.score_patch` (the kernel), never from
 the agent.
 """
 
@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EvoError
-from .bench_job import AgentSpec, Job, TaskResult
-from .bench_store import BenchRun, BenchStore
+from ..tasks.store import Task, TaskStore, TaskStoreError
 from .genome_export import extract_tar, genome_sha, genome_tar
-from .tasks import Task, TaskStore, TaskStoreError
+from .job import AgentSpec, Job, TaskResult
+from .store import BenchRun, BenchStore
 
 
 @dataclass
