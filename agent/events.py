@@ -77,6 +77,42 @@ class CommandRun(Event):
 
 
 @dataclass
+class CommandOutput(Event):
+    """Output of a command still running (`call_id` is its tool call), streamed in pieces
+    so a front end can show it live; `CommandRun` still follows with the bounded whole."""
+
+    kind: ClassVar[str] = "command_output"
+    call_id: str
+    text: str
+    elapsed: float = 0.0
+
+
+@dataclass
+class Phase(Event):
+    """A step of setting up or checking a run that a person would otherwise wait through
+    in silence: "model_check", "workspace", "baseline_tests", "locating", "model_call",
+    "compacting" ... `detail` is one readable line ("12 passed, 1 failed")."""
+
+    kind: ClassVar[str] = "phase"
+    name: str
+    detail: str = ""
+
+
+@dataclass
+class ContextCompacted(Event):
+    """The conversation was shrunk to fit the model's input limit: `how` is "trimmed" (old
+    tool results shortened), "summarized" (older turns replaced by a summary) or "manual"
+    (/compact); tokens are estimates before and after."""
+
+    kind: ClassVar[str] = "context_compacted"
+    how: str
+    tokens_before: int
+    tokens_after: int
+    limit: int = 0
+    messages_dropped: int = 0
+
+
+@dataclass
 class DiffProposed(Event):
     kind: ClassVar[str] = "diff_proposed"
     diff: str
