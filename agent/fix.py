@@ -11,7 +11,6 @@ from HEAD without touching the working tree or the index.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import subprocess
@@ -24,7 +23,7 @@ from typing import Any
 
 from . import genome_code
 from .errors import EXIT_BUDGET, EXIT_NO_VERDICT, EXIT_NOT_FIXED, EXIT_OK, EvoError
-from .events import CommandRun, CostUpdate, Event, Finished, SessionStarted, TestCommandChosen
+from .events import CostUpdate, Event, Finished, SessionStarted, TestCommandChosen
 from .genome import Genome, init_genome
 from .loop import Cancelled
 from .model import Model
@@ -32,6 +31,7 @@ from .model_select import select_model
 from .repo_context import RepoContext
 from .run_record import RunRecord, new_run_id
 from .solve import Solver, SolveResult, summarize
+from .tool_context import build_tool_context
 from .tools import tool_schemas
 from .tools.base import ToolContext
 from .tools.protocol import text_protocol_help
@@ -215,7 +215,7 @@ def run_request(
         test_command = detect_test_command(workspace.path, ctx.settings.test_command)
         publish(TestCommandChosen(list(test_command.argv), test_command.source)
                 if test_command else TestCommandChosen())
-        tools_ctx = _tool_context(ctx, genome, workspace, runner, publish, baseline)
+        tools_ctx = build_tool_context(ctx, genome, workspace, runner, publish, baseline)
         tools_ctx.approve = controls.approve
         tools_ctx.extra_tools, hooks = genome_code.for_run(genome, runner, workspace.path, request)
         native = supports_native_tools(model_name)
@@ -294,61 +294,6 @@ def supports_native_tools(model_name: str) -> bool:
         return bool(litellm_module().supports_function_calling(model=model_name))
     except Exception:  # unknown to litellm's table: try native, the common case
         return True
-
-
-def _tool_context(
-    ctx, genome: Genome, workspace, runner, publish, baseline: Baseline | None = None
-) -> ToolContext:
-    as_of = baseline.as_of if baseline else None
-
-    def run_command(command: str, timeout: float) -> tuple[int | None, str]:
-        result = runner.run(command, workspace.path, timeout=timeout)
-        publish(CommandRun(command, result.exit_code, result.output[-4000:], result.seconds,
-                           result.isolated))
-        return result.exit_code, result.output
-
-    @functools.cache
-    def locator():
-        """The code index at HEAD and a locator over it, built once per request and shared
-        by the evidence, the locate tool and the repo map (the agent's edits are not in it)."""
-        from evoagent.memory.codeindex import CodeIndex
-        from evoagent.memory.locate import Locator
-
-        index = CodeIndex(ctx.root, ctx.state.cache_dir).index(baseline.rev if baseline else "HEAD")
-        return Locator(index, store=ctx.store, knowledge=ctx.knowledge, as_of=as_of, repo=ctx.root)
-
-    def locate(text: str, k: int) -> dict[str, Any]:
-        return locator().locate(text, k=k).to_json()
-
-    def recall(query: str, k: int) -> list[dict[str, Any]]:
-        from evoagent.memory.search import recall as run_recall
-
-        return [
-            {"sha": h.memory.sha, "subject": h.memory.subject, "files": h.memory.paths,
-             "score": h.score}
-            for h in run_recall(ctx.store, query, k=k, as_of=as_of)
-        ]
-
-    def repo_map(budget: int, focus: list[str]) -> str:
-        """The ranked outline of the code at HEAD (the agent's edits are not in it yet)."""
-        from evoagent.memory.repomap import render_map
-
-        index = locator().index
-        paths = [f for f in focus if f in index.files]
-        names = [f for f in focus if f not in index.files]
-        return render_map(index, budget_tokens=budget, focus_paths=paths, focus_names=names)
-
-    return ToolContext(
-        workspace=workspace.path,
-        git_dir=workspace.git_dir,
-        output_limit=genome.settings.output.tool_output_chars,
-        run_command=run_command,
-        locate=locate,
-        recall=recall,
-        repo_map=repo_map,
-        skills=genome.skills,
-        writable=genome.policy.allows_write,
-    )
 
 
 def _tests_text(run) -> str:
