@@ -43,6 +43,11 @@ TEMPLATE_VARS: dict[str, frozenset[str]] = {
     # `situation` came later: a template written before it simply does not use it.
     "refine": frozenset({"attempt", "max_attempts", "situation", "digest", "diff_since_last"}),
     "commit_message": frozenset({"issue", "diff_stat"}),
+    # A later request in the same conversation (a follow-up, a question, or /ask).
+    "turn": frozenset({"request", "read_only", "locate_hits", "recall_hits", "pending_files",
+                       "test_command"}),
+    # The instruction that asks a model to summarize older turns (context compaction).
+    "compact": frozenset({"transcript"}),
 }
 """The kernel's contract with each prompt: the variables it passes. A template that uses any
 other variable fails at load time, not mid-run."""
@@ -252,6 +257,11 @@ class Genome:
 
     def skills_index(self) -> list[dict[str, str]]:
         return [{"name": s.name, "description": s.description} for s in self.skills.values()]
+
+    def has_prompt(self, template_name: str) -> bool:
+        """True when the genome has this prompt. `turn` and `compact` came after genomes
+        existed: a genome without them gets the kernel's fallback, never an error."""
+        return (self.path / _template_rel(template_name)).is_file()
 
     def render(self, template_name: str, **variables: Any) -> str:
         """Render a prompt (`system`, or a path such as `meta/propose.j2`), stripped."""

@@ -188,6 +188,7 @@ class AgentLoop:
             elif call.id in results:
                 output = results[call.id]
             else:
+                self.ctx.current_call_id = call.id
                 output = call_tool(call.name, call.arguments, self.ctx)
                 if call.name == "edit" and output.ok:
                     applied += len(call.arguments.get("edits", []))

@@ -59,6 +59,9 @@ class ToolContext:
     approve: Callable[[str, str], bool] | None = None
     """(action "edit" | "write" | "command", detail: the diff or the command) -> allowed.
     Called before acting; None allows everything (see agent/approval.py)."""
+    current_call_id: str = ""
+    """The id of the tool call being run (set by the loop), so what a tool streams while it
+    runs (a command's live output) can name its call."""
     extra_tools: Mapping[str, Tool] = field(default_factory=dict)
     """Tools beyond the built-in registry, by name: the genome's Python tools of this run
     (see agent/genome_code.py). Looked up before the registry."""
