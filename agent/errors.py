@@ -24,3 +24,29 @@ class EvoError(Exception):
 class NotARepository(EvoError):
     def __init__(self, where: str):
         super().__init__(f"not a git repository (or any parent up to /): {where}", EXIT_USAGE)
+
+
+EXIT_INTERRUPTED = 130
+"""Ctrl-C, as shells report SIGINT."""
+
+EXIT_BY_STATUS = {
+    "fixed": EXIT_OK,
+    "answered": EXIT_OK,
+    "not_fixed": EXIT_NOT_FIXED,
+    "not_verified": EXIT_NO_VERDICT,
+    "tests_did_not_run": EXIT_NO_VERDICT,
+    "budget_exhausted": EXIT_BUDGET,
+    "interrupted": EXIT_INTERRUPTED,
+    "cancelled": EXIT_INTERRUPTED,
+}
+"""A run's exit code by its status (an error's own code wins)."""
+
+
+class RunStopped(EvoError):
+    """The model failed for good during a run; the best attempt's `patch` (maybe "") was
+    written to `run_dir` and can still be scored or reviewed."""
+
+    def __init__(self, message: str, code: int, patch: str = "", run_dir: object = None):
+        super().__init__(message, code)
+        self.patch = patch
+        self.run_dir = run_dir

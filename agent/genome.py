@@ -36,7 +36,9 @@ HOOK_POINTS = ("before_step", "failure_digest", "stop")
 _CODE_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 TEMPLATE_VARS: dict[str, frozenset[str]] = {
-    "system": frozenset({"tools", "tool_protocol", "project_instructions", "skills", "repo_map"}),
+    # `conversation` came later (true in the app and ACP, false in headless fix).
+    "system": frozenset({"tools", "tool_protocol", "project_instructions", "skills", "repo_map",
+                         "conversation"}),
     "task": frozenset(
         {"issue", "locate_hits", "recall_hits", "require_reproduction", "test_command"}
     ),

@@ -53,6 +53,9 @@ class LoopConfig:
     """Model calls per attempt."""
     native_tools: bool = True
     """Native tool calling; False uses the fenced text protocol."""
+    conversational: bool = False
+    """A reply with text and no tool call ends the attempt as an answer (a conversation's
+    question, or "done" said in words); headless fix runs nudge the model to use a tool."""
 
 
 @dataclass
@@ -147,6 +150,8 @@ class AgentLoop:
                     ToolCallRequest(f"text-{i}", name, args, json.dumps(args))
                     for i, (name, args) in enumerate(parsed)
                 ]
+        if self.config.conversational and reply.text.strip():
+            raise Submitted(reply.text.strip())
         self._nudge(
             "Use a tool to continue (read, search, edit, run_tests, ...), "
             "or call finish with a summary when the work is done."
@@ -159,7 +164,8 @@ class AgentLoop:
     def _execute(self, calls: list[ToolCallRequest]) -> int:
         """Run the calls in order; edit calls of this response are applied as one batch."""
         results: dict[str, ToolOutput] = {}
-        edit_calls = [c for c in calls if c.name == "edit" and c.arguments is not None]
+        edit_calls = [c for c in calls if c.name == "edit" and c.arguments is not None
+                      and "edit" in self.config.tools]
         applied = 0
         if edit_calls and len(edit_calls) < sum(c.name == "edit" for c in calls):
             # Another edit call of this response has unreadable arguments: all or nothing.
@@ -185,6 +191,12 @@ class AgentLoop:
                     "Nothing was done; send the call again with valid JSON.",
                     ok=False,
                 )
+            elif call.name not in self.config.tools:
+                # Only the tools this attempt offers: a read-only turn's model cannot reach
+                # `edit` by naming it, nor any model a tool its genome disabled.
+                output = ToolOutput(
+                    f"{call.name} is not available here (available: "
+                    f"{', '.join(self.config.tools)}).", ok=False)
             elif call.id in results:
                 output = results[call.id]
             else:

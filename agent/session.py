@@ -1,10 +1,17 @@
-"""The interactive session: what the app drives, the counterpart of headless `run_fix`.
+"""The interactive session: what the app (and the ACP server) drive; headless `fix` is the
+one-turn case of the same `Conversation`.
 
-One `Session` per app. `ask()` runs one request exactly like a fix run (a sandbox workspace
-from the current working tree, the solver with refinement, a run record under
-`.evoagent/runs/`) but never touches the user's tree: it returns the proposed patch and the
-tests beside it. The person then `accept()`s all or some hunks (applied with `git apply`,
-remembered for `undo()`), optionally committing them and keeping them as knowledge.
+One `Session` per app. `ask()` runs one request of the session's conversation: the first
+opens a sandbox workspace from the current working tree; later ones continue in the same
+context and workspace (the pending change grows; `RequestOutcome.patch` is all of it), and a
+question is answered without a change (status "answered": no tests, no review). `ask(...,
+read_only=True)` is /ask. The user's tree is never touched by a request: the person then
+`accept()`s all or some hunks (applied with `git apply`, remembered for `undo()`), optionally
+committing them and keeping them as knowledge, or `discard()`s the pending change; either
+way the conversation goes on from what the tree now holds.
+
+Conversations are saved after every turn (`conversation_store`): `resume_conversation()`
+reopens one with its messages and pending change (the workspace rebuilt from the saved patch).
 
 Threading: `ask()` blocks and is meant for a worker thread; every event goes through the
 `emit` given to `open()`, from that thread. `cancel()`, `set_mode()` and `status()` are safe
@@ -27,9 +34,10 @@ from typing import Any
 
 from . import patches
 from .approval import ApprovalMode, Approver
+from .conversation import Conversation, RunControls, TurnOutcome
+from .conversation_store import ConversationStore, SavedConversation, Turn
 from .errors import EvoError
-from .events import Event
-from .fix import RunControls, run_request
+from .events import Event, Message
 from .knowledge_capture import capture_from_run, default_approver, read_run, resolve_run
 from .model_select import NO_MODEL_HINT, NoModelAvailable, select_model
 from .patches import AppliedChange, FilePatch
@@ -68,9 +76,10 @@ class RequestOutcome:
     run_id: str
     run_dir: Path
     status: str
-    """fixed | not_fixed | not_verified | budget_exhausted | cancelled | error"""
+    """fixed | not_fixed | not_verified | tests_did_not_run | budget_exhausted | answered
+    (a reply without a change) | cancelled | error"""
     patch: str
-    """The proposed unified diff ("" when nothing changed)."""
+    """The whole pending change of the conversation ("" when there is none)."""
     files: list[FilePatch]
     """`patch` parsed into files and hunks (ids for `accept`)."""
     tests: dict[str, Any] | None
@@ -79,6 +88,9 @@ class RequestOutcome:
     """The agent's final summary."""
     report: dict[str, Any] = field(default_factory=dict)
     """The whole report.json."""
+    answer: str = ""
+    """The model's reply when `status` is "answered"."""
+    conversation_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -133,6 +145,9 @@ class Session:
         self._isolated: bool | None = None  # known once a sandbox was made
         self._applied: list[tuple[str, AppliedChange, str | None]] = []  # run, change, commit
         self._usage: list[SessionTotals] = []
+        self._conversation: Conversation | None = None
+        self._saved: SavedConversation | None = None
+        self.conversations = ConversationStore(ctx.state.dir / "sessions")
 
     @classmethod
     def open(
@@ -187,8 +202,8 @@ class Session:
         """Switch the approval mode; takes effect at the next approval (even mid-request)."""
         self.approver.set_mode(mode)
 
-    def ask(self, request: str) -> RequestOutcome:
-        """Run one request in the sandbox and return the proposed patch; never applies it.
+    def ask(self, request: str, read_only: bool = False) -> RequestOutcome:
+        """Run one request of the conversation in the sandbox; never applies anything.
 
         Raises NoModelAvailable without a model, EvoError when a request is already running
         or the repository has no commits. A cancelled request returns status "cancelled".
@@ -196,22 +211,18 @@ class Session:
         if self.model is None:
             raise NoModelAvailable(self.model_hint or NO_MODEL_HINT)
         if not request.strip():
-            raise EvoError("empty request: say what to change")
+            raise EvoError("empty request: say what to change or ask")
         with self._lock:
             if self._running:
                 raise EvoError("a request is already running: wait for it or cancel it")
             self._running = True
             self._cancel.clear()
         try:
-            outcome = run_request(self.ctx, request, self.model, self.emit, RunControls(
-                approve=self.approver.approve,
-                should_stop=self._cancel.is_set,
-                on_sandbox=self._on_sandbox,
-            ))
+            conversation = self._conversation or self._start_conversation()
+            outcome = conversation.turn(request, read_only=read_only)
         finally:
             with self._lock:
                 self._running = False
-                self._workspace = None
         if outcome.usage is not None:
             self._usage.append(outcome.usage)
         return RequestOutcome(
@@ -223,7 +234,82 @@ class Session:
             tests=outcome.report.get("tests"),
             summary=str(outcome.report.get("summary") or ""),
             report=outcome.report,
+            answer=outcome.answer,
+            conversation_id=conversation.id,
         )
+
+    # -- the conversation -------------------------------------------------------------
+
+    def _start_conversation(self, saved: SavedConversation | None = None) -> Conversation:
+        controls = RunControls(approve=self.approver.approve, should_stop=self._cancel.is_set,
+                               on_sandbox=self._on_sandbox)
+        conversation = Conversation(self.ctx, self.model, self.emit, controls,
+                                    conversational=True, on_turn_end=self._save)
+        if saved is not None:
+            conversation.id = _fresh_id(self.ctx.state.dir / "sandboxes", saved.id)
+            conversation.restore(saved.messages, saved.pending)
+            conversation.turns = len(saved.turns)
+        self._conversation, self._saved = conversation, saved
+        return conversation
+
+    def _save(self, conversation: Conversation, outcome: TurnOutcome) -> None:
+        """After every turn: the messages and the pending change, atomically."""
+        saved = self._saved
+        if saved is None:
+            title = (str(outcome.report.get("issue") or "").strip().splitlines() or [""])[0]
+            saved = self._saved = SavedConversation(conversation.id, title[:80], time.time(),
+                                                    time.time(), conversation.model_name)
+        saved.turns.append(Turn(outcome.run_id, str(outcome.report.get("issue") or ""),
+                                outcome.status,
+                                outcome.answer or str(outcome.report.get("summary") or "")))
+        saved.messages = list(conversation.messages)
+        saved.pending = outcome.patch
+        try:
+            self.conversations.save(saved)
+        except OSError as exc:  # a full disk must not lose the turn's result
+            self.emit(Message(f"(the conversation could not be saved: {exc})"))
+
+    def new_conversation(self) -> None:
+        """Forget the current conversation (it stays saved) and its workspace; the next
+        request starts a new one."""
+        self._require_idle()
+        if self._conversation is not None:
+            self._conversation.close()
+        self._conversation = self._saved = None
+
+    def resume_conversation(self, conversation_id: str | None = None) -> SavedConversation:
+        """Reopen a saved conversation (the last one when no id): its messages, and its
+        pending change on a workspace made from the current tree."""
+        self._require_idle()
+        saved = (self.conversations.get(conversation_id) if conversation_id
+                 else self.conversations.last())
+        if self.model is None:
+            raise NoModelAvailable(self.model_hint or NO_MODEL_HINT)
+        self.new_conversation()
+        with self._lock:
+            self._running = True
+        try:
+            self._start_conversation(saved)
+        finally:
+            with self._lock:
+                self._running = False
+        return saved
+
+    def pending_patch(self) -> str:
+        """The conversation's pending change ("" when none)."""
+        return self._conversation.pending_patch() if self._conversation is not None else ""
+
+    def close(self) -> None:
+        """End the session: stop a running request, remove the workspace (saved
+        conversations, runs and the user's tree are untouched)."""
+        self.cancel()
+        if self._conversation is not None and not self._running:
+            self._conversation.close()
+            self._conversation = None
+
+    def _require_idle(self) -> None:
+        if self._running:
+            raise EvoError("a request is running: wait for it or cancel it")
 
     def _on_sandbox(self, workspace: Any, runner: Any) -> None:
         self._workspace, self._isolated = Path(workspace.path), bool(runner.isolated)
@@ -270,6 +356,8 @@ class Session:
             result.commit_sha = patches.commit(self.ctx.root, applied,
                                                f"{message}\n\nEvoagent-Run: {run_dir.name}\n")
         self._applied.append((run_dir.name, applied, result.commit_sha))
+        self._decided(report, chosen, f"the person accepted {_hunks(hunk_ids)} of your "
+                      "change into their tree; the rest was discarded")
         _update_report(run_dir, {"accepted": {
             "hunks": hunk_ids, "paths": applied.paths, "commit_sha": result.commit_sha,
         }, **({"commit_sha": result.commit_sha} if result.commit_sha else {})})
@@ -281,6 +369,24 @@ class Session:
             except EvoError as exc:
                 result.knowledge_error = exc.message
         return result
+
+    def discard(self, run_id: str) -> None:
+        """The person rejected the run's change: the conversation goes on without it."""
+        report, _ = read_run(resolve_run(self.ctx.state.runs_dir, run_id))
+        self._decided(report, "", "the person rejected your change; the workspace is back "
+                      "to their tree")
+
+    def _decided(self, report: dict[str, Any], accepted: str, note: str) -> None:
+        """Rebase the current conversation when the decided run is its pending change."""
+        conversation = self._conversation
+        if (conversation is None or self._running
+                or report.get("conversation") != conversation.id):
+            return
+        conversation.rebase(accepted, note)
+        if self._saved is not None:
+            self._saved.pending = ""
+            with contextlib.suppress(OSError):
+                self.conversations.save(self._saved)
 
     def undo(self) -> list[str]:
         """Restore the tree as it was before the last accepted change; returns its paths.
@@ -328,6 +434,19 @@ class Session:
         report, patch = read_run(run_dir)
         return ResumedRun(run_dir.name, str(report.get("issue") or ""), patch,
                           patches.parse(patch), report)
+
+
+def _hunks(hunk_ids: list[str] | None) -> str:
+    return "all" if hunk_ids is None else f"{len(hunk_ids)} hunk(s)"
+
+
+def _fresh_id(sandboxes: Path, wanted: str) -> str:
+    """`wanted`, or `wanted-2`, ... when a workspace of that id is still there (a crash)."""
+    candidate, n = wanted, 1
+    while (sandboxes / candidate).exists():
+        n += 1
+        candidate = f"{wanted}-{n}"
+    return candidate
 
 
 def _update_report(run_dir: Path, changes: dict[str, Any]) -> None:

@@ -94,7 +94,9 @@ class Reproduction:
 
 @dataclass
 class SolveResult:
-    status: str  # fixed | not_fixed | not_verified | tests_did_not_run | budget_exhausted
+    status: str
+    """fixed | not_fixed | not_verified | tests_did_not_run | budget_exhausted, or answered:
+    a conversation's turn that changed nothing (`summary` is the answer)."""
     attempts: list[Attempt]
     best: Attempt | None
     before: TestRun | None
@@ -105,6 +107,8 @@ class SolveResult:
     """The model error that ended the run early; `best` is still the best attempt before it."""
     stopped: str = ""
     """For the report, when `error` ended the run: during which attempt, and what is kept."""
+    summary: str = ""
+    """An answered turn's reply (attempts carry their own summaries)."""
 
     @property
     def patch(self) -> str:
@@ -126,6 +130,8 @@ class Solver:
     """Passed to the loop: a front end's cancel (raises loop.Cancelled out of `solve`)."""
     hooks: GenomeHooks | None = None
     """The genome's hooks for this run (genome_code.for_run); None when it has none."""
+    on_baseline: Callable[[TestRun | None], None] | None = None
+    """Told the baseline tests' outcome once they ran (a front end's phase line)."""
 
     def run_tests(self, test_ids: list[str] | None = None) -> TestRun | None:
         if self.test_command is None:
@@ -163,24 +169,66 @@ class Solver:
                 ws.reset_to(restore)
 
     def solve(self, system_prompt: str, task_prompt: str) -> SolveResult:
+        """A headless fix run: the baseline tests first, then one turn with the task."""
+        self.begin(system_prompt)
+        self.baseline()
+        return self.turn(task_prompt)
+
+    def begin(self, system_prompt: str, conversational: bool = False) -> None:
+        """Start the conversation the turns continue. `conversational`: a reply in words
+        ends an attempt (a question is answered; nothing is tested when nothing changed)."""
         loop_settings = self.genome.settings.loop
-        self._notes: list[str] = []
-        self._reproductions: dict[str, Reproduction | None] = {}
-        before = self.run_tests()
-        loop = AgentLoop(
+        self._notes = []
+        self._reproductions = {}
+        self._before: TestRun | None = None
+        self._before_known = False
+        self._attempts = 0
+        self.kept: Attempt | None = None
+        """The best attempt of the last turn that changed something: the pending change."""
+        self.loop = AgentLoop(
             self.model, self.ctx,
-            LoopConfig(self.genome.tools, loop_settings.max_steps, self.native_tools),
-            self.emit,
-            [{"role": "system", "content": system_prompt}, {"role": "user", "content": task_prompt}],
-            should_stop=self.should_stop, hooks=self.hooks, tests=tests_summary(before),
+            LoopConfig(list(self.genome.tools), loop_settings.max_steps, self.native_tools,
+                       conversational=conversational),
+            self.emit, [{"role": "system", "content": system_prompt}],
+            should_stop=self.should_stop, hooks=self.hooks,
         )
+
+    def baseline(self) -> TestRun | None:
+        """The tests on the unchanged base, run once (the first time a verdict needs them)."""
+        if not self._before_known:
+            here = self.workspace.checkpoint("evoagent before the baseline tests")
+            self._before = (self.decide("", restore=here) if here != self.workspace.base
+                            else self.run_tests())
+            self._before_known = True
+            self.loop.tests = tests_summary(self._before)
+            if self.on_baseline is not None:
+                self.on_baseline(self._before)
+        return self._before
+
+    def forget_baseline(self) -> None:
+        """The base moved (the person accepted a change): the next verdict re-runs it."""
+        self._before, self._before_known = None, False
+        self._reproductions.clear()
+
+    def turn(self, message: str, read_only: bool = False) -> SolveResult:
+        """One request of the conversation: the model works from everything said before.
+        A turn that changes nothing ends `answered` (no tests run); a change is tested and
+        refined like a fix, and the pending change is everything since the base."""
+        loop = self.loop
+        loop.messages.append({"role": "user", "content": message})
+        start = self.workspace.checkpoint("evoagent turn start")
+        if read_only:
+            return self._answer_only(start)
+        loop_settings = self.genome.settings.loop
         attempts: list[Attempt] = []
         budget_reason = ""
         error: ModelError | None = None
         error_attempt = 0
-        last_sha = self.workspace.base
-        for number in range(1, loop_settings.refine_attempts + 2):
-            loop.attempt = number
+        last_sha = start
+        before: TestRun | None = self._before
+        for refine in range(loop_settings.refine_attempts + 1):
+            self._attempts += 1
+            number = loop.attempt = self._attempts
             try:
                 outcome = loop.run()
             except BudgetExhausted as exc:
@@ -192,8 +240,12 @@ class Solver:
                 error, error_attempt = exc, number
                 outcome = AttemptOutcome(f"(stopped: {exc.message})", 0, False)
             sha = self.workspace.checkpoint(f"evoagent attempt {number}")
-            if error is not None and not self.workspace.diff(last_sha, sha).strip():
+            changed = bool(self.workspace.diff(last_sha, sha).strip())
+            if error is not None and not changed:
                 break  # nothing new since the last attempt: nothing more to judge
+            if loop.config.conversational and refine == 0 and not changed and not budget_reason:
+                return self._answered(outcome, start, error)
+            before = self.baseline()
             review = self.review(sha)
             if review.dropped or review.infrastructure:
                 self.emit(PatchFiltered(
@@ -217,7 +269,7 @@ class Solver:
             situation, digest = self._refinement(attempt, before)
             if not situation:
                 break  # proven
-            if number > loop_settings.refine_attempts:
+            if refine >= loop_settings.refine_attempts:
                 if not outcome.finished and outcome.steps >= loop_settings.max_steps:
                     # The last attempt was cut off, not finished: the run ran out of steps.
                     budget_reason = (f"budget exhausted: all {loop_settings.max_steps} steps "
@@ -229,7 +281,7 @@ class Solver:
             ):
                 break  # the genome's stop hook ends the run: no further refinement
             loop.messages.append({"role": "user", "content": self.genome.render(
-                "refine", attempt=number, max_attempts=loop_settings.refine_attempts,
+                "refine", attempt=refine + 1, max_attempts=loop_settings.refine_attempts,
                 situation=situation, digest=digest,
                 diff_since_last=_diff(self.workspace, last_sha, sha),
             )})
@@ -237,6 +289,7 @@ class Solver:
         best = min(attempts, key=lambda a: a.rank(before)) if attempts else None
         if best is not None:
             self.workspace.reset_to(best.sha)
+            self.kept = best
         result = SolveResult("not_fixed", attempts, best, before, budget_reason=budget_reason,
                              notes=self._notes, error=error)
         if error is not None:
@@ -248,6 +301,31 @@ class Solver:
             result.reproduction = self._reproduce(best)
         result.status = self._status(result)
         return result
+
+    def _answered(self, outcome: AttemptOutcome, start: str,
+                  error: ModelError | None = None) -> SolveResult:
+        """A turn that changed nothing: an answer. The pending change stays as it was."""
+        result = SolveResult("answered", [], self.kept, self._before, notes=self._notes,
+                             error=error, summary=outcome.summary)
+        if error is not None:
+            result.stopped = f"the model failed: {error.message}"
+        return result
+
+    def _answer_only(self, start: str) -> SolveResult:
+        """A read-only turn (/ask): only the reading tools are offered and nothing is tested;
+        whatever a tool left in the tree is put back."""
+        loop = self.loop
+        offered = loop.config.tools
+        loop.config.tools = [t for t in offered if t in READ_ONLY_TOOLS]
+        error: ModelError | None = None
+        try:
+            outcome = loop.run()
+        except ModelError as exc:
+            error, outcome = exc, AttemptOutcome(f"(stopped: {exc.message})", 0, False)
+        finally:
+            loop.config.tools = offered
+            self.workspace.reset_to(start)
+        return self._answered(outcome, start, error)
 
     def _refinement(self, attempt: Attempt, before: TestRun | None) -> tuple[str, str]:
         """Why `attempt` goes back to the model (the refine prompt's `situation`) and the
@@ -366,6 +444,10 @@ class Solver:
             passed_with_fix=bool(with_fix and with_fix.ok),
         )
 
+
+READ_ONLY_TOOLS = frozenset({"locate", "recall", "repo_map", "search", "read", "outline",
+                             "load_skill", "finish"})
+"""What a read-only turn (/ask) offers: reading the code and memory, then answering."""
 
 REPRODUCE = ("Add a test (next to the related tests, in their style) that fails without your "
              "fix and passes with it, then finish again.")

@@ -19,6 +19,7 @@ from textual.app import App
 
 from .messages import (
     AgentEvent,
+    ConversationResumed,
     MemoryCount,
     MiningDone,
     MiningProgress,
@@ -136,9 +137,10 @@ class SessionController:
         return self._ready.wait(timeout)
 
     def shutdown(self) -> None:
-        """Stop a running request; the working tree is never touched here."""
+        """Stop a running request and drop the conversation's workspace (the conversation
+        stays saved); the working tree is never touched here."""
         if self.session is not None:
-            self.session.cancel()
+            self.session.close()
 
     def _post(self, message) -> None:
         self.app.post_message(message)
@@ -148,18 +150,19 @@ class SessionController:
 
     # -- requests ---------------------------------------------------------------------
 
-    def ask(self, request: str) -> None:
-        """Run one request in a thread worker; events stream back, then RequestDone."""
-        self.app.run_worker(lambda: self._ask(request), thread=True, group="ask",
+    def ask(self, request: str, read_only: bool = False) -> None:
+        """Run one request of the conversation in a thread worker (`read_only`: /ask);
+        events stream back, then RequestDone."""
+        self.app.run_worker(lambda: self._ask(request, read_only), thread=True, group="ask",
                             exit_on_error=False, name="ask")
 
-    def _ask(self, request: str) -> None:
+    def _ask(self, request: str, read_only: bool = False) -> None:
         self._ready.wait()
         if self.session is None:
             self._post(RequestFailed("no session: see the message above"))
             return
         try:
-            outcome = self.session.ask(request)
+            outcome = self.session.ask(request, read_only=read_only)
         except Exception as exc:
             self._post(RequestFailed(one_line(exc)))
             return
@@ -168,6 +171,36 @@ class SessionController:
     def cancel(self) -> None:
         if self.session is not None:
             self.session.cancel()
+
+    # -- conversations ----------------------------------------------------------------
+
+    def resume_conversation(self, conversation_id: str | None = None) -> None:
+        """Reopen a saved conversation (the last one without an id) in a thread worker:
+        the workspace is rebuilt from its saved patch; ConversationResumed follows."""
+        self.app.run_worker(lambda: self._resume(conversation_id), thread=True, group="ask",
+                            exit_on_error=False, name="resume")
+
+    def _resume(self, conversation_id: str | None) -> None:
+        self._ready.wait()
+        if self.session is None:
+            self._post(RequestFailed("no session: see the message above"))
+            return
+        try:
+            saved = self.session.resume_conversation(conversation_id)
+        except Exception as exc:
+            self._post(RequestFailed(one_line(exc)))
+            return
+        self._post(ConversationResumed(saved))
+
+    def new_conversation(self) -> None:
+        self._require().new_conversation()
+
+    def list_conversations(self) -> list[Any]:
+        return self._require().conversations.list()
+
+    def discard(self, run_id: str) -> None:
+        """The person rejected the run's change: the conversation goes on without it."""
+        self._require().discard(run_id)
 
     @property
     def running(self) -> bool:

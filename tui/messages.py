@@ -43,6 +43,14 @@ class RequestDone(Message):
 
 
 @dataclass
+class ConversationResumed(Message):
+    """A saved conversation is open again (`saved`: conversation_store.SavedConversation):
+    its turns are shown, and the next request continues it."""
+
+    saved: Any
+
+
+@dataclass
 class RequestFailed(Message):
     error: str
 

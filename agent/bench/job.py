@@ -95,8 +95,9 @@ def run_job(job: Job) -> dict[str, Any]:
     """Run the agent on the task, then score its patch. Always returns a result (an agent
     that crashes is unresolved with the error recorded); Ctrl-C propagates."""
     from evoagent.agent.config import Settings
-    from evoagent.agent.errors import EvoError
-    from evoagent.agent.fix import Baseline, RunControls, run_request
+    from evoagent.agent.conversation import Baseline, RunControls
+    from evoagent.agent.errors import EvoError, RunStopped
+    from evoagent.agent.fix import run_request
     from evoagent.agent.genome import Genome
     from evoagent.agent.repo_context import RepoContext
     from evoagent.agent.state import RepoState
@@ -132,6 +133,8 @@ def run_job(job: Job) -> dict[str, Any]:
         result.completion_tokens = int(tokens.get("completion") or 0)
         result.cost_usd = report.get("cost_usd")
         result.trajectory = str(outcome.run_dir / "trajectory.jsonl")
+    except RunStopped as exc:  # the model failed mid-run: its best attempt is still scored
+        result.status, result.error, patch = "error", exc.message, exc.patch
     except EvoError as exc:
         result.status, result.error = "error", exc.message
     except Exception as exc:  # a crash in one task must not sink the benchmark

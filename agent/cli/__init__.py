@@ -18,24 +18,43 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 @click.group(context_settings=CONTEXT, invoke_without_command=True)
 @click.version_option(package_name="evoagent", prog_name="evoagent")
+@click.option("--continue", "continue_", is_flag=True,
+              help="Open the app on the last conversation (its messages and pending change).")
+@click.option("--resume", is_flag=False, flag_value="", default=None, metavar="[ID]",
+              help="Open the app on a saved conversation; without ID, list them.")
 @click.pass_context
-def cli(ctx: click.Context) -> None:
+def cli(ctx: click.Context, continue_: bool, resume: str | None) -> None:
     """evoagent: a coding agent that remembers your repository's history.
 
     With no command, opens the app in this repository (chat, review, memory, runs).
     Run `evoagent mine` once in a repository, then `evoagent recall` to search what was
     done before and `evoagent locate` to see where an issue would be fixed.
     """
-    if ctx.invoked_subcommand is None:
-        if not (sys.stdin.isatty() and sys.stdout.isatty()):
-            echo(ctx.get_help())  # not a terminal: the app cannot run
-            return
-        from ..state import open_repo
+    if ctx.invoked_subcommand is not None:
+        if continue_ or resume is not None:
+            raise click.UsageError("--continue and --resume open the app: give no command")
+        return
+    if continue_ and resume is not None:
+        raise click.UsageError("--continue and --resume cannot be used together")
+    from ..state import open_repo
 
-        open_repo()  # outside a repository: one line and exit 2, before any screen
-        from evoagent.tui.app import run  # imported here: `--help` stays fast
+    if resume == "":  # `--resume` alone lists what can be resumed
+        from .conversation_cmds import list_conversations
 
-        run()
+        list_conversations(open_repo())
+        return
+    chosen = None
+    if continue_ or resume:  # looked up first: a bad id is one line, before any screen
+        from .conversation_cmds import saved_conversation
+
+        chosen = saved_conversation(open_repo(), resume).id
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        echo(ctx.get_help())  # not a terminal: the app cannot run
+        return
+    open_repo()  # outside a repository: one line and exit 2, before any screen
+    from evoagent.tui.app import run  # imported here: `--help` stays fast
+
+    run(resume=chosen)
 
 
 def _register() -> None:

@@ -82,7 +82,7 @@ def propose(
     emit: Callable[[Event], None] = lambda event: None,
 ) -> Proposal:
     """Run the meta agent in `worktree` (the parent's genome on the variant's branch)."""
-    from ..fix import supports_native_tools
+    from ..conversation import supports_native_tools
 
     genome = Genome.load(worktree)  # the parent's genome: its meta/ prompts drive this run
     task = genome.render("meta/propose.j2", **{"genome_files": genome_files(worktree), **variables})

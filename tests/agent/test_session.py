@@ -155,7 +155,8 @@ def test_ask_mode_puts_the_edit_to_the_person_and_a_refusal_leaves_no_patch(proj
     outcome = session.ask(REQUEST)
     [asked] = emit.of(ApprovalNeeded)
     assert asked.action == "edit" and "+        return high" in asked.detail
-    assert outcome.patch == "" and outcome.status == "not_fixed"
+    # Nothing changed, so the turn is the model's reply, not a change to review.
+    assert outcome.patch == "" and outcome.status == "answered"
 
 
 def test_cancel_stops_a_running_command_promptly_and_leaves_no_sandbox(project, script):
@@ -184,6 +185,7 @@ def test_cancel_stops_a_running_command_promptly_and_leaves_no_sandbox(project, 
     [outcome] = result
     assert outcome.status == "cancelled" and outcome.patch == ""
     assert emit.of(Finished)[-1].status == "cancelled"
+    session.close()  # the conversation's workspace lives until the session ends
     sandboxes = project.path / ".evoagent" / "sandboxes"
     assert [p.name for p in sandboxes.iterdir()] == [".gitignore"]
     assert not session.status().running
