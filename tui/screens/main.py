@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from textual import getters, on, work
 from textual.app import ComposeResult
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import Footer, Input
+from textual.widgets import Footer
 
+from ..prompt_history import session_history
 from ..state import StatusInfo
 from ..widgets.conversation import Conversation
 from ..widgets.mining_bar import MiningBar
@@ -38,7 +40,7 @@ class MainScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Conversation(id="conversation")
-        yield PromptInput(id="prompt")
+        yield PromptInput(id="prompt", history=partial(session_history, self.evo.controller))
         yield MiningBar()
         yield StatusBar(id="status").data_bind(info=MainScreen.status)
         yield Footer()
@@ -72,10 +74,9 @@ class MainScreen(Screen):
 
     # -- input ------------------------------------------------------------------------
 
-    @on(Input.Submitted, "#prompt")
-    async def _submitted(self, event: Input.Submitted) -> None:
-        text = event.value.strip()
-        self.prompt.clear()
+    @on(PromptInput.Submitted, "#prompt")
+    async def _submitted(self, event: PromptInput.Submitted) -> None:
+        text = event.text.strip()  # the input has cleared itself and kept it in its history
         if not text:
             return
         if text.startswith("/"):
