@@ -290,3 +290,31 @@ def test_ray_executor_without_ray_says_how_to_install(project, monkeypatch, caps
                             "--split", "all", "--executor", "ray")
     assert code == 2
     assert "pip install 'evoagent[ray]'" in err
+
+
+FAILING_POLICY = '''
+import litellm
+
+
+def respond(messages, tools):
+    task = next(m["content"] for m in messages if m["role"] == "user")
+    if "reversed difference" not in task or any(m["role"] == "assistant" for m in messages):
+        # The provider fails for good (not retried) before the agent could call finish.
+        raise litellm.BadRequestError(message="provider down", model="scripted",
+                                      llm_provider="scripted")
+    return {"tool_calls": [{"name": "edit", "arguments": {"edits": [
+        {"path": "calc.py", "search": "return b - a", "replace": "return a - b"}]}}]}
+'''
+
+
+def test_a_model_failure_mid_run_still_scores_the_patch_made_so_far(project, baseline_run):
+    policy = project["root"] / "policy_fails.py"
+    policy.write_text(FAILING_POLICY)
+    summary = bench_json(project["repo"], "--model", f"scripted/{policy}")
+    ids = tasks_by_commit(project["repo"])
+    results = {r["task_id"]: r for r in summary["results"]}
+    sub, mul = results[ids[project["shas"]["sub"]]], results[ids[project["shas"]["mul"]]]
+    # The edit made before the failure is the run's best attempt: scored, and it resolves.
+    assert sub["status"] == "error" and "provider down" in sub["error"]
+    assert sub["resolved"] and "return a - b" in sub["patch"]
+    assert not mul["resolved"] and mul["patch"] == "" and "provider down" in mul["reason"]
