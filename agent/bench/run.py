@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EvoError
-from ..tasks.store import Task, TaskStore, TaskStoreError
+from ..tasks.store import SPLITS, Task, TaskStore, TaskStoreError, split_of
 from .genome_export import extract_tar, genome_sha, genome_tar
 from .job import AgentSpec, Job, TaskResult
 from .store import BenchRun, BenchStore
@@ -47,6 +47,40 @@ class BenchOptions:
 Progress = Callable[[BenchRun, TaskResult, int, int], None]
 
 
+class EmptySplit(EvoError):
+    """The split asked for holds no task. `counts`: tasks per split, so the caller can say
+    where the tasks are (`message` already does, with how to get some when none has any)."""
+
+    def __init__(self, split: str | None, counts: dict[str, int]):
+        self.split = split
+        self.counts = counts
+        if any(counts.values()):
+            others = ", ".join(f"{name} has {n}" for name, n in counts.items() if name != split)
+            message = f"no tasks in split '{split}'; {others}"
+        else:
+            where = f"in split '{split}' nor in any other" if split else "yet"
+            message = f"no tasks {where} — mine some with `evoagent tasks mine`"
+        super().__init__(message)
+
+    def fullest(self) -> str | None:
+        """The split holding the most tasks, if any holds one."""
+        name = max(self.counts, key=lambda n: self.counts[n])
+        return name if self.counts[name] else None
+
+
+def split_counts(ctx) -> dict[str, int]:
+    """Tasks per split (train, val, test) in the repository's task store."""
+    store = TaskStore(ctx.state.dir / "tasks")
+    try:
+        tasks, ratios = store.tasks(), store.ratios()
+    except TaskStoreError as exc:
+        raise EvoError(str(exc)) from exc
+    counts = dict.fromkeys(SPLITS, 0)
+    for task in tasks:
+        counts[split_of(task.id, ratios)] += 1
+    return counts
+
+
 def bench_store(ctx) -> BenchStore:
     return BenchStore(ctx.state.dir / "bench")
 
@@ -71,10 +105,12 @@ def run_bench(ctx, options: BenchOptions, progress: Progress | None = None) -> d
     genome_repo = ctx.state.dir / "agent"
     init_genome(genome_repo)
     genome_sha(genome_repo, options.variant)  # a mistyped --variant first, before any model
-    model_name = select_model(options.model or ctx.settings.model or None).name
     tasks = _select_tasks(ctx, options, plan.get("task_ids"))
     if not tasks:
-        raise EvoError("no tasks to run (mine some with `evoagent tasks mine`, or check --split/--ids)")
+        if options.swebench is not None:
+            raise EvoError(f"no SWE-bench instances in {options.swebench}")
+        raise EmptySplit(options.split, split_counts(ctx))
+    model_name = select_model(options.model or ctx.settings.model or None).name
     genome_bytes = genome_tar(genome_repo, options.variant)
     if run is None:
         run = store.create(options.variant)

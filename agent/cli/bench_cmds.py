@@ -71,7 +71,7 @@ def bench(click_ctx, split, limit, ids, variant, model, attempts, jobs, executor
     """
     if click_ctx.invoked_subcommand is not None:
         return
-    from evoagent.agent.bench.run import BenchOptions, run_bench, write_predictions
+    from evoagent.agent.bench.run import BenchOptions, EmptySplit, run_bench, write_predictions
 
     ctx = RepoContext.open()
     options = BenchOptions(
@@ -93,6 +93,10 @@ def bench(click_ctx, split, limit, ids, variant, model, attempts, jobs, executor
 
     try:
         summary = run_bench(ctx, options, progress)
+    except EmptySplit as exc:
+        fullest = exc.fullest()
+        raise EvoError(f"{exc.message} — try --split {fullest}" if fullest else exc.message,
+                       exc.code) from exc
     except KeyboardInterrupt:
         latest = _store(ctx).latest()
         hint = f"; continue with `evoagent bench --resume {latest.id}`" if latest else ""

@@ -11,9 +11,10 @@ import click
 
 from ..errors import EvoError
 from ..repo_context import RepoContext
-from .output import echo, emit_json, emit_json_line
+from .output import StatusLine, clock_text, echo, emit_json, emit_json_line
 
 if TYPE_CHECKING:
+    from evoagent.agent.tasks.mine import MineReport
     from evoagent.agent.tasks.rewrite import RewriteResult
     from evoagent.agent.tasks.store import Task, TaskStore
     from evoagent.memory.knowledge import Knowledge
@@ -83,6 +84,44 @@ def _echo_rewrites(results: list[RewriteResult], model: str) -> None:
     for result in results:
         if not result.kept:
             echo(f"  kept the original of {result.task.id}: {result.reason}")
+
+
+class _MineStatus:
+    """`tasks mine` progress on stderr (stdout stays the result, JSON or text): what is
+    left once the history is walked, then a status after each decision."""
+
+    def __init__(self, jobs: int, want: int | None):
+        self.jobs, self.want = jobs, want
+        self.status = StatusLine()
+
+    def planned(self, report: MineReport) -> None:
+        fixes = (
+            f", {report.knowledge_examined} approved fixes "
+            f"({report.knowledge_already_decided} already decided)"
+            if report.knowledge_examined
+            else ""
+        )
+        self.status.line(
+            f"{report.examined} first-parent commits ({report.already_decided} already "
+            f"decided){fixes}: {report.to_decide} to decide"
+        )
+
+    def decided(self, report: MineReport, note: str) -> None:
+        eta = clock_text(report.eta_seconds(self.jobs, self.want))
+        self.status.update(
+            f"candidate {report.decided}/{report.to_decide} · tasks found "
+            f"{len(report.tasks)} · ETA {eta}"
+        )
+
+
+def _mine_heading(last: int | None, since: str | None, want: int | None, runs: int,
+                  jobs: int) -> str:
+    """What `tasks mine` is about to do, said before the history is walked (which is slow
+    on a long history, as is opening the memory store)."""
+    where = f"the newest {last} first-parent commits" if last else "first-parent history"
+    when = f" since {since}" if since else ""
+    until = f", want: {want}" if want else ""
+    return f"mining tasks from {where}{when} (runs per side: {runs}, jobs: {jobs}{until})…"
 
 
 @click.group(invoke_without_command=True)
@@ -218,12 +257,8 @@ def mine(
         runs=runs,
     )
 
-    def progress(report, note: str) -> None:
-        if not as_json and sys.stderr.isatty():
-            echo(
-                f"  {len(report.tasks)} tasks, {len(report.rejects)} rejected — {note}", err=True
-            )
-
+    echo(_mine_heading(last, since, want, runs, jobs), err=True)
+    progress = _MineStatus(jobs, want)
     records = _knowledge(ctx)
     try:
         report = mine_tasks(
@@ -242,6 +277,8 @@ def mine(
         )
     except SandboxUnavailable as exc:
         raise EvoError(str(exc)) from exc
+    finally:
+        progress.status.close()
     rewrites = _rewrite(store, report.tasks, llm, as_json) if llm else []
     if as_json:
         extra = {"store": str(store.path)}

@@ -40,6 +40,9 @@ from .review import _note, archive_of, genome_repo_of, score_on
 from .selection import choose_parents
 
 RUN_FILE = "run.json"
+NEEDED_SPLITS = ("train", "val")
+"""Val scores every variant (small stage, full val); train's failures are what the meta
+agent is shown, and main is scored on it first."""
 
 
 class EvolveBudgetExhausted(EvoError):
@@ -93,6 +96,7 @@ class Evolution:
             options = _resumed(archive_of(ctx), options)
         self.repo: GenomeRepo = genome_repo_of(ctx)
         Genome.load(self.repo.path)  # a broken live genome: one line, exit 2, before any work
+        check_splits(ctx)  # and no model is chosen, let alone called, without tasks to score
         self.ctx = ctx
         self.options = options
         self.progress = progress or (lambda text: None)
@@ -373,6 +377,25 @@ class Evolution:
                         f"{' — ' + printable(v.reason, 500) if v.reason else ''}: "
                         f"{_title(v.proposal)}")
         return "\n".join(rows) or "(nothing tried yet)"
+
+
+def check_splits(ctx) -> None:
+    """One line (exit 2) when a split evolve needs has no task, naming what each holds."""
+    from ..bench.run import split_counts
+
+    counts = split_counts(ctx)
+    if all(counts[name] for name in NEEDED_SPLITS):
+        return
+    total = sum(counts.values())
+    if not total:
+        todo = "mine some with `evoagent tasks mine`"
+    elif total < len(NEEDED_SPLITS):
+        todo = "mine more with `evoagent tasks mine`"
+    else:
+        todo = ("mine more with `evoagent tasks mine`, or change the split with "
+                "`evoagent tasks mine --ratios TRAIN,VAL,TEST`")
+    held = ", ".join(f"{name} has {n}" for name, n in counts.items())
+    raise EvoError(f"evolve needs tasks in {' and '.join(NEEDED_SPLITS)}; {held} — {todo}")
 
 
 def _resumed(archive: Archive, given: EvolveOptions) -> EvolveOptions:

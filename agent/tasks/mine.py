@@ -10,6 +10,9 @@ in flight still finish and are kept (at most `jobs - 1` extra).
 After the history, approved fixes (active knowledge records) not yet decided go through the
 same pool (`from_knowledge` turns each into a candidate); `knowledge=None` skips them.
 
+A caller follows the run through `MineProgress`: once the history is walked (how much is left
+to decide), then after each decision, with the report's counters and `eta_seconds` current.
+
 The problem statement is the commit message as written, plus the intent of any knowledge
 record made from that commit (for an approved fix: the issue the person asked about).
 Memory holds no issue texts yet, so referenced issues are listed (`issue_refs`) but not
@@ -26,7 +29,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from evoagent.memory.commit_names import extract_issue_refs
 from evoagent.sandbox.workspace import GitError, git
@@ -86,6 +89,35 @@ class MineReport:
     """Summed over candidates (workers run in parallel, so it may exceed `seconds`)."""
     test_runs: Counter = field(default_factory=Counter)
     """Test runs made at P+tests ("parent") and at C ("commit"), summed over candidates."""
+    to_decide: int = 0
+    """Commits and approved fixes not decided before this run: what it has to look at."""
+    decided: int = 0
+    """Of `to_decide`, how many this run decided so far (kept, rejected or classified out)."""
+    validated: int = 0
+    """Candidates whose validation ended (`validate_seconds` sums their times)."""
+
+    def eta_seconds(self, jobs: int = 1, want: int | None = None) -> float | None:
+        """Seconds left, from the mean time of a validation so far; None before one ended.
+
+        Only validations are timed: classifying a commit takes milliseconds and would make
+        the mean meaningless. What is left is the candidates in flight plus those still to
+        come: the share of looked-at items that became candidates, applied to the items not
+        looked at yet, and with `want` no more than finding the missing tasks takes at the
+        rate seen so far. `jobs` validations run at once.
+        """
+        if not self.validated:
+            return None
+        mean = self.validate_seconds / self.validated
+        in_flight = self.candidates - self.validated
+        looked_at = self.decided + in_flight
+        coming = max(0, self.to_decide - looked_at) * self.candidates / max(1, looked_at)
+        if want is not None:
+            missing = max(0, want - len(self.tasks))
+            if not missing:
+                coming = 0.0
+            elif self.tasks:
+                coming = min(coming, missing * self.validated / len(self.tasks))
+        return mean * (in_flight + coming) / max(1, jobs)
 
     def reasons(self) -> dict[str, int]:
         return dict(Counter(r.reason for r in self.rejects).most_common())
@@ -123,6 +155,16 @@ class MineReport:
         }
 
 
+class MineProgress(Protocol):
+    """What `mine_tasks` reports as it goes; called on the mining thread."""
+
+    def planned(self, report: MineReport) -> None:
+        """The history is walked: `report.to_decide` commits and approved fixes to look at."""
+
+    def decided(self, report: MineReport, note: str) -> None:
+        """One more decided (`report.decided`): `note` says what became of it."""
+
+
 def mine_tasks(
     repo: Path,
     store: TaskStore,
@@ -137,11 +179,13 @@ def mine_tasks(
     knowledge_intents: dict[str, str] | None = None,
     knowledge: list[Knowledge] | None = None,
     runs_dir: Path | None = None,
-    progress: Callable[[MineReport, str], None] | None = None,
+    progress: MineProgress | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> MineReport:
     """`knowledge`: every knowledge record (any status), mined after the history; the run
-    folders in `runs_dir` give an approved fix its full issue text and patch."""
-    started = time.monotonic()
+    folders in `runs_dir` give an approved fix its full issue text and patch. `clock`
+    times the run and each validation (seconds; a test can make it deterministic)."""
+    started = clock()
     report = MineReport()
     name = name or repo_name(repo)
     intents = knowledge_intents or {}
@@ -155,17 +199,28 @@ def mine_tasks(
     report.knowledge_already_decided = sum(
         1 for r in records if from_knowledge.decision_key(r.id) in decided
     )
+    report.to_decide = (report.examined - report.already_decided) + (
+        report.knowledge_examined - report.knowledge_already_decided
+    )
+    if progress:
+        progress.planned(report)
     stream: Any = walk(repo, commits, decided)
     if records:
         approved = from_knowledge.candidates(repo, records, store, runs_dir)
         stream = itertools.chain(stream, approved)
 
     def work(candidate: Candidate) -> tuple[Verdict, float]:
-        begun = time.monotonic()
+        begun = clock()
         verdict = validate(repo, sandboxes, candidate, config)
-        return verdict, time.monotonic() - begun
+        return verdict, clock() - begun
+
+    def decided(note: str) -> None:
+        report.decided += 1
+        if progress:
+            progress.decided(report, note)
 
     def record(candidate: Candidate, verdict: Verdict, seconds: float) -> None:
+        report.validated += 1
         report.validate_seconds += seconds
         report.test_runs.update(verdict.runs)
         if verdict.fail_to_pass:
@@ -192,14 +247,14 @@ def mine_tasks(
             store.add_reject(reject)
             report.rejects.append(reject)
             note = f"rejected {_short(candidate.commit.sha)}: {verdict.reason}"
-        if progress:
-            progress(report, note)
+        decided(note)
 
     def next_candidate() -> Candidate | None:
         for item in stream:
             if isinstance(item, Reject):  # an approved fix that cannot be a task
                 store.add_reject(item)
                 report.rejects.append(item)
+                decided(f"not a candidate {_short(item.commit)}: {item.reason}")
                 continue
             if isinstance(item, NotCandidate):
                 reject = Reject(
@@ -213,6 +268,7 @@ def mine_tasks(
                 )
                 store.add_reject(reject)
                 report.rejects.append(reject)
+                decided(f"not a candidate {_short(reject.commit)}: {reject.reason}")
                 continue
             return item
         return None
@@ -242,5 +298,5 @@ def mine_tasks(
                 record(candidate, verdict, seconds)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-        report.seconds = time.monotonic() - started
+        report.seconds = clock() - started
     return report

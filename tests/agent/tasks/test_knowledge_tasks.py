@@ -36,7 +36,7 @@ ISSUE = (
 
 def ok_json(result):
     assert result.exit_code == 0, result.output
-    return json.loads(result.output)
+    return json.loads(result.stdout)
 
 
 def git(repo: Path, *args: str) -> str:

@@ -222,7 +222,7 @@ def mined(tmp_path_factory):
         yield {
             "repo": repo,
             "shas": shas,
-            "report": json.loads(result.output),
+            "report": json.loads(result.stdout),
             "tasks": {t.commit: t for t in store.tasks()},
             "rejects": {r.commit: r for r in store.rejects()},
             "summary": summary(store),

@@ -263,7 +263,7 @@ def mined(tmp_path_factory):
         yield {
             "repo": repo,
             "shas": shas,
-            "report": json.loads(result.output),
+            "report": json.loads(result.stdout),
             "before": before,
             "after": after,
         }
@@ -346,7 +346,7 @@ def test_problem_statement_is_the_message_only(mined):
 
 def test_rerun_does_no_work(mined):
     result = invoke(mined["repo"], *mine_args())
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     assert report["candidates"] == 0 and report["tasks"] == 0 and report["rejected"] == 0
     assert report["already_decided"] == report["examined"] == 11
     assert len(_store(mined).tasks()) == 4

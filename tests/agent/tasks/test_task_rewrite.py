@@ -224,7 +224,7 @@ def test_mine_rewrite_sends_real_failure_lines(git_repo, script):
     args = ["tasks", "mine", "--json", "--rewrite", "-m", model, "--test-command", PYTEST]
     result = invoke(git_repo.path, *args, *(["--venv", VENV] if VENV else []))
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     assert report["tasks"] == 1
     assert report["rewrite"] == {
         "rewritten": [f"repo-{fix[:12]}"],
