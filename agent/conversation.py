@@ -22,7 +22,15 @@ from typing import Any
 
 from . import genome_code
 from .errors import EXIT_BY_STATUS, EXIT_NOT_FIXED, EvoError, RunStopped
-from .events import CostUpdate, Event, Finished, Phase, SessionStarted, TestCommandChosen
+from .events import (
+    CommandOutput,
+    CostUpdate,
+    Event,
+    Finished,
+    Phase,
+    SessionStarted,
+    TestCommandChosen,
+)
 from .genome import Genome, init_genome
 from .loop import Cancelled
 from .model import Model
@@ -176,7 +184,8 @@ class Conversation:
         self.solver = None
 
     def _publish(self, event: Event) -> None:
-        if self._record is not None:
+        # Live output is for the screen: the record keeps the bounded whole (CommandRun).
+        if self._record is not None and not isinstance(event, CommandOutput):
             self._record.write_event(event)
         self.emit(event)
 

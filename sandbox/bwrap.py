@@ -9,7 +9,7 @@ import pwd
 import shlex
 import shutil
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -227,6 +227,7 @@ class BwrapRunner:
         timeout: float | None = None,
         env: dict[str, str] | None = None,
         writable: Sequence[Path] = (),
+        on_output: Callable[[str], None] | None = None,
     ) -> CommandResult:
         inner, display = shell_argv(command)
         full_env, limits = call_settings(self.config, timeout, env)
@@ -246,6 +247,7 @@ class BwrapRunner:
             env=full_env,
             limits=limits,
             isolated=True,
+            on_output=on_output,
         )
         if notes:
             result = replace(result, output=result.output + "\n" + "\n".join(notes) + "\n")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import codecs
 import contextlib
+import logging
+import math
 import os
 import selectors
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from evoagent.sandbox.limits import (
@@ -21,8 +24,13 @@ from evoagent.sandbox.limits import (
 )
 from evoagent.sandbox.protocols import CommandResult
 
+log = logging.getLogger(__name__)
+
 CHUNK = 1 << 16
 DRAIN_GRACE = 1.0
+FLUSH_INTERVAL = 0.2
+"""Longest a piece of live output waits before it is handed on (see `LiveStream`)."""
+STOP_NOTE = "\n[evoagent: live output stops here (output cap reached); the command goes on]\n"
 
 
 class HeadTail:
@@ -56,6 +64,73 @@ class HeadTail:
         return self.head.decode("utf-8", "replace") + middle + self.tail.decode("utf-8", "replace")
 
 
+class LiveStream:
+    """Hands a running command's output to `on_output` while it runs.
+
+    Bytes are decoded as they come (a character split between reads is kept whole, invalid
+    bytes become U+FFFD). After a quiet spell the first output goes at once; while output
+    keeps coming it is merged into pieces at most `interval` apart, so a chatty command
+    costs a few calls a second, not one per read. The pieces never total more than `cap`
+    characters (the runner's output cap; a decoded character is never more than one byte):
+    past it one note says so and nothing more is streamed; the final result keeps its own
+    head and tail. A callback that raises stops the stream, never the command.
+    """
+
+    def __init__(self, on_output: Callable[[str], None], cap: int,
+                 interval: float = FLUSH_INTERVAL):
+        self.on_output = on_output
+        self.interval = interval
+        self.room = max(cap - len(STOP_NOTE), 0)
+        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self.pending: list[str] = []
+        self.last = -math.inf
+        self.stopped = False
+
+    def feed(self, data: bytes) -> None:
+        if self.stopped:
+            return
+        part = data[: self.room]
+        self.room -= len(part)
+        text = self.decoder.decode(part)
+        if text:
+            self.pending.append(text)
+        if len(part) < len(data):
+            self.pending += [self.decoder.decode(b"", final=True), STOP_NOTE]
+            self._send()
+            self.stopped = True
+        elif time.monotonic() - self.last >= self.interval:
+            self._send()
+
+    def wait(self) -> float:
+        """Seconds until waiting output is due (inf when nothing waits)."""
+        if not self.pending or self.stopped:
+            return math.inf
+        return max(self.last + self.interval - time.monotonic(), 0.0)
+
+    def flush_due(self) -> None:
+        if self.wait() <= 0:
+            self._send()
+
+    def close(self) -> None:
+        """The command is over: send what is left, an incomplete character included."""
+        if not self.stopped:
+            self.pending.append(self.decoder.decode(b"", final=True))
+            self._send()
+            self.stopped = True
+
+    def _send(self) -> None:
+        text = "".join(self.pending)
+        self.pending.clear()
+        if not text:
+            return
+        self.last = time.monotonic()
+        try:
+            self.on_output(text)
+        except Exception:  # the front end's failure must not cost the command
+            log.exception("live output: the receiver failed; streaming stopped")
+            self.stopped = True
+
+
 def _kill_group(pgid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
@@ -69,15 +144,19 @@ def execute(
     env: dict[str, str],
     limits: Limits,
     isolated: bool,
+    on_output: Callable[[str], None] | None = None,
 ) -> CommandResult:
     """Run `argv` in a new session under `limits` and return what happened.
 
     When the main process exits, whatever is left in its process group is killed, so a
-    background child cannot hold the output pipe open until the timeout.
+    background child cannot hold the output pipe open until the timeout. `on_output` gets
+    the output while it comes (`LiveStream`: decoded, merged, capped); the result is the
+    same with or without it.
     """
     cgroup = PidsCgroup.create(limits.max_processes) if limits.max_processes else None
     watch = needs_watchdog(limits, cgroup)
     capture = HeadTail(limits.output_bytes)
+    stream = LiveStream(on_output, limits.output_bytes) if on_output is not None else None
     note = ""
     start = time.monotonic()
     deadline = start + limits.timeout
@@ -125,11 +204,19 @@ def execute(
                         exited_at = time.monotonic()
                         continue
                 wait = min(max(deadline - now, 0), WATCH_INTERVAL)
+                if stream is not None:
+                    wait = min(wait, stream.wait())
                 if selector.select(wait):
                     data = os.read(fd, CHUNK)
                     if not data:
                         break
                     capture.feed(data)
+                    if stream is not None:
+                        stream.feed(data)
+                if stream is not None:
+                    stream.flush_due()
+        if stream is not None:
+            stream.close()
         proc.stdout.close()
         exit_code = proc.wait()
     finally:

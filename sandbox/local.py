@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from evoagent.sandbox.bwrap import BwrapRunner, bwrap_path, call_settings, shell_argv
@@ -48,11 +48,13 @@ class LocalRunner:
         timeout: float | None = None,
         env: dict[str, str] | None = None,
         writable: Sequence[Path] = (),
+        on_output: Callable[[str], None] | None = None,
     ) -> CommandResult:
         argv, display = shell_argv(command)
         full_env, limits = call_settings(self.config, timeout, env)
         return execute(
-            argv, display=display, cwd=Path(cwd), env=full_env, limits=limits, isolated=False
+            argv, display=display, cwd=Path(cwd), env=full_env, limits=limits, isolated=False,
+            on_output=on_output,
         )
 
 

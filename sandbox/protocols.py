@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -45,11 +45,15 @@ class Runner(Protocol):
         timeout: float | None = None,
         env: dict[str, str] | None = None,
         writable: Sequence[Path] = (),
+        on_output: Callable[[str], None] | None = None,
     ) -> CommandResult:
         """Run `command` (a string goes to `bash -c`) in `cwd`.
 
         `timeout` overrides the runner's wall-time limit; `env` adds variables to the scrubbed
         environment (secret-looking names are still dropped); `writable` adds directories the
-        command may write for this call only (e.g. where a JUnit report goes).
+        command may write for this call only (e.g. where a JUnit report goes). `on_output`
+        gets the combined output while the command runs, in the calling thread: decoded
+        pieces at most ~0.2 s apart while output comes, no more than the output cap in all
+        (then one note says the stream stopped). The result is the same with or without it.
         """
         ...

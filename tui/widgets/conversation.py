@@ -63,6 +63,11 @@ class Conversation(VerticalScroll):
             note.add_class(f"-{kind}")
         return self._add(note)
 
+    def end_live(self) -> None:
+        """Stop every live command view (its command ended, or the request did)."""
+        for view in self._calls.values():
+            view.end_live()
+
     async def add_event(self, event: ev.Event) -> None:
         if isinstance(event, ev.MessageDelta):
             if self._answer is None:
@@ -80,12 +85,21 @@ class Conversation(VerticalScroll):
             view = ToolCallView(event.call_id, event.name, event.arguments)
             self._calls[event.call_id] = view
             await self._add(view)
+        elif isinstance(event, ev.CommandOutput):
+            view = self._calls.get(event.call_id)
+            if view is not None:
+                following = self.is_vertical_scroll_end or self.max_scroll_y == 0
+                view.add_live(event.text, event.elapsed)
+                if following:
+                    self.call_after_refresh(self.scroll_end, animate=False)
         elif isinstance(event, ev.ToolResult):
             view = self._calls.pop(event.call_id, None)
             if view is not None:
                 view.set_result(event.output, event.ok)
         elif isinstance(event, ev.CommandRun):
             self._answer = None
+            # Commands run one at a time: the one shown live is the one that just ended.
+            self.end_live()
             await self._add(CommandOutput(event.command, event.exit_code, event.output,
                                           event.seconds, event.isolated))
         elif isinstance(event, ev.TestResult) and event.not_run:
@@ -110,5 +124,6 @@ class Conversation(VerticalScroll):
         elif isinstance(event, ev.ApprovalNeeded):
             await self.add_note(f"approval needed: {event.action} {event.detail.splitlines()[0] if event.detail else ''}")
         elif isinstance(event, ev.Finished):
+            self.end_live()
             kind = "success" if event.status == "fixed" else ""
             await self.add_note(f"finished: {event.status}", kind)
