@@ -34,7 +34,7 @@ from .events import (
 from .genome import Genome, init_genome
 from .loop import Cancelled
 from .model import Model
-from .model_select import select_model
+from .model_check import check_model
 from .repo_context import RepoContext
 from .run_record import RunRecord, new_run_id
 from .solve import Solver, SolveResult, _diff_paths, summarize
@@ -201,7 +201,9 @@ class Conversation:
             raise EvoError("this repository has no commits yet: nothing to fix against")
         genome = self.genome = controls.genome or load_genome(ctx)
         baseline = controls.baseline
-        self.model_name = select_model(self.request_model or ctx.settings.model or None).name
+        checked = check_model(self.request_model or ctx.settings.model or None)
+        self.model_name = checked.name
+        self._publish(Phase("model_check", checked.detail))
         loop = genome.settings.loop
         self._usage = SessionUsage()
         budget = Budget(loop.max_steps * (loop.refine_attempts + 1), loop.max_cost_usd or None,
@@ -236,37 +238,42 @@ class Conversation:
         tools_ctx.approve = controls.approve
         tools_ctx.extra_tools, hooks = genome_code.for_run(genome, runner, workspace.path,
                                                            first_request)
-        native = supports_native_tools(self.model_name)
+        # Native tool calling is decided in `_begin`: asking litellm imports it, and that
+        # import (seconds) runs meanwhile in the warm-up thread, beside the baseline tests.
         solver = Solver(workspace, runner, llm, genome, tools_ctx, self._publish, test_command,
-                        native_tools=native, should_stop=controls.should_stop, hooks=hooks,
+                        should_stop=controls.should_stop, hooks=hooks,
                         on_baseline=self._baseline_phase)
         tools_ctx.run_tests = lambda ids: _tests_text(solver.run_tests(ids))
+        self.solver = solver
         if restore:
+            solver.native_tools = supports_native_tools(self.model_name)
             solver.begin(str(restore[0].get("content") or ""), self.conversational)
             solver.loop.messages[:] = restore
-        else:
-            self._publish(Phase("locating", "memory and code index"))
-            hits = tools_ctx.locate(first_request, 8)
-            system = genome.render(
-                "system",
-                tools=[{"name": s["function"]["name"], "description": s["function"]["description"]}
-                       for s in tool_schemas(genome.tools, tools_ctx.extra_tools)] if native else [],
-                tool_protocol="" if native else text_protocol_help(genome.tools,
-                                                                   tools_ctx.extra_tools),
-                project_instructions=project_instructions(workspace.path),
-                skills=genome.skills_index(),
-                repo_map=tools_ctx.repo_map(
-                    SYSTEM_MAP_TOKENS, [f["path"] for f in hits.get("files", [])[:5]]),
-                conversation=self.conversational,
-            )
-            solver.begin(system, self.conversational)
         if pending.strip():
             try:
                 workspace.apply(pending)
             except Exception as exc:  # GitError: the tree moved on since it was saved
                 self._publish(Phase("restore", f"the saved change no longer applies ({exc})"
                                     .splitlines()[0][:200]))
-        self.solver = solver
+
+    def _begin(self, hits: dict[str, Any]) -> None:
+        """The system prompt and the loop, once the first request's evidence is known."""
+        genome, tools_ctx, solver = self.genome, self._tools_ctx, self.solver
+        assert genome is not None and solver is not None
+        native = solver.native_tools = supports_native_tools(self.model_name)
+        system = genome.render(
+            "system",
+            tools=[{"name": s["function"]["name"], "description": s["function"]["description"]}
+                   for s in tool_schemas(genome.tools, tools_ctx.extra_tools)] if native else [],
+            tool_protocol="" if native else text_protocol_help(genome.tools,
+                                                               tools_ctx.extra_tools),
+            project_instructions=project_instructions(self.workspace.path),
+            skills=genome.skills_index(),
+            repo_map=tools_ctx.repo_map(
+                SYSTEM_MAP_TOKENS, [f["path"] for f in hits.get("files", [])[:5]]),
+            conversation=self.conversational,
+        )
+        solver.begin(system, self.conversational)
 
     def _baseline_phase(self, run: Any) -> None:
         if run is None:
@@ -305,9 +312,14 @@ class Conversation:
             report["model"] = self.model_name
             solver = self.solver
             assert solver is not None and self.genome is not None and self._usage is not None
-            message = self._message(request, read_only)
+            self._publish(Phase("locating", "memory and code index"))
+            hits, recalled, self._knowledge_used = _evidence(ctx, self._tools_ctx, request,
+                                                             controls.baseline)
             if not self.conversational:
                 solver.baseline()  # a fix run's verdict needs it; a conversation runs it lazily
+            if solver.loop is None:
+                self._begin(hits)
+            message = self._message(request, read_only, hits, recalled)
             self._publish(Phase("model_call", self.model_name))
             result = solver.turn(message, read_only=read_only)
             status = "error" if result.error is not None else result.status
@@ -372,15 +384,12 @@ class Conversation:
         """An answer leaves the pending change as it was (also one restored from a save)."""
         return self.pending_patch()
 
-    def _message(self, request: str, read_only: bool) -> str:
+    def _message(self, request: str, read_only: bool, hits: dict[str, Any],
+                 recalled: list[dict[str, Any]]) -> str:
         """The user message of this turn: the genome's task prompt for headless fix, its
         turn prompt in a conversation; both carry what memory suggests, as evidence."""
         assert self.genome is not None and self.solver is not None
-        genome, tools_ctx = self.genome, self._tools_ctx
-        if self.turns > 1 or self.conversational:
-            self._publish(Phase("locating", "memory and code index"))
-        hits, recalled, used = _evidence(self.ctx, tools_ctx, request, self.controls.baseline)
-        self._knowledge_used = used
+        genome = self.genome
         test_command = " ".join(self._test_command.argv) if self._test_command else ""
         if not self.conversational:
             return genome.render(

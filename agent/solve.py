@@ -174,23 +174,28 @@ class Solver:
         self.baseline()
         return self.turn(task_prompt)
 
-    def begin(self, system_prompt: str, conversational: bool = False) -> None:
-        """Start the conversation the turns continue. `conversational`: a reply in words
-        ends an attempt (a question is answered; nothing is tested when nothing changed)."""
-        loop_settings = self.genome.settings.loop
-        self._notes = []
-        self._reproductions = {}
+    def __post_init__(self) -> None:
+        self._notes: list[str] = []
+        self._reproductions: dict[str, Reproduction | None] = {}
         self._before: TestRun | None = None
         self._before_known = False
         self._attempts = 0
         self.kept: Attempt | None = None
         """The best attempt of the last turn that changed something: the pending change."""
+        self.loop: AgentLoop | None = None
+        """The conversation (`begin`); the baseline tests may run before it exists."""
+
+    def begin(self, system_prompt: str, conversational: bool = False) -> None:
+        """Start the conversation the turns continue. `conversational`: a reply in words
+        ends an attempt (a question is answered; nothing is tested when nothing changed)."""
+        loop_settings = self.genome.settings.loop
         self.loop = AgentLoop(
             self.model, self.ctx,
             LoopConfig(list(self.genome.tools), loop_settings.max_steps, self.native_tools,
                        conversational=conversational),
             self.emit, [{"role": "system", "content": system_prompt}],
             should_stop=self.should_stop, hooks=self.hooks,
+            tests=tests_summary(self._before) if self._before_known else None,
         )
 
     def baseline(self) -> TestRun | None:
@@ -200,7 +205,8 @@ class Solver:
             self._before = (self.decide("", restore=here) if here != self.workspace.base
                             else self.run_tests())
             self._before_known = True
-            self.loop.tests = tests_summary(self._before)
+            if self.loop is not None:
+                self.loop.tests = tests_summary(self._before)
             if self.on_baseline is not None:
                 self.on_baseline(self._before)
         return self._before
@@ -215,6 +221,7 @@ class Solver:
         A turn that changes nothing ends `answered` (no tests run); a change is tested and
         refined like a fix, and the pending change is everything since the base."""
         loop = self.loop
+        assert loop is not None, "begin() first"
         loop.messages.append({"role": "user", "content": message})
         start = self.workspace.checkpoint("evoagent turn start")
         if read_only:

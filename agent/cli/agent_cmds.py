@@ -12,11 +12,21 @@ import click
 from ..errors import EvoError
 from ..events import Event
 from ..repo_context import RepoContext
+from ..terminal_text import one_line
 from .output import echo, emit_json, emit_json_line
 
 FORMATS = click.Choice(["text", "json", "stream-json"])
 ISSUE_FILE_SUFFIXES = (".md", ".txt", ".json")
 """An ISSUE argument ending so is meant as a file, even without a slash."""
+PHASE_LABELS = {
+    "model_check": "model",
+    "workspace": "workspace",
+    "baseline_tests": "baseline tests",
+    "locating": "locating",
+    "model_call": "calling the model",
+    "compacting": "compacting the conversation",
+}
+"""How a `Phase` event's name reads in text output; other names read with spaces."""
 
 
 def _issue_text(issue: str | None, github_event: str | None) -> str:
@@ -61,6 +71,12 @@ def _names_a_file(issue: str) -> bool:
     return issue.lower().endswith(ISSUE_FILE_SUFFIXES) or "/" in issue
 
 
+def phase_line(name: str, detail: str = "") -> str:
+    """A `Phase` event as one text line: "· baseline tests: 12 passed, 1 failed"."""
+    label = PHASE_LABELS.get(name) or one_line(name.replace("_", " "), 60)
+    return f"· {label}: {one_line(detail, 200)}" if detail.strip() else f"· {label}"
+
+
 def _printer(output_format: str):
     def show(event: Event) -> None:
         if output_format == "stream-json":
@@ -68,7 +84,9 @@ def _printer(output_format: str):
             return
         data = event.to_json()
         kind = data["type"]
-        if kind == "tool_call":
+        if kind == "phase":
+            echo(phase_line(data["name"], data.get("detail") or ""), err=True)
+        elif kind == "tool_call":
             echo(f"→ {data['name']} {json.dumps(data['arguments'])[:160]}", err=True)
         elif kind == "tool_result" and not data["ok"]:
             echo(f"  ✗ {data['output'].splitlines()[0][:160] if data['output'] else ''}", err=True)
@@ -127,9 +145,19 @@ def fix(issue, github_event, model, apply, commit, strict, output_format) -> Non
     1 not fixed, 2 bad input, 3 no model or model error, 4 budget exhausted,
     5 tests could not run (no verdict).
     """
+    from ..model_check import check_model
+    from ..warmup import start_warmup
+
     text = _issue_text(issue, github_event)
     ctx = RepoContext.open(model=model)
-    sys.exit(_run(ctx, text, model, apply, commit, strict, output_format).exit_code)
+    if not ctx.has_commits():  # bad input first, as run_request would say it
+        raise EvoError("this repository has no commits yet: nothing to fix against")
+    # Before anything heavy: a bad model name or a missing key is one line and exit 3 now,
+    # not after the workspace, the baseline tests and litellm's import.
+    checked = check_model(ctx.settings.model)
+    start_warmup()  # litellm and LanceDB load while the workspace and baseline tests run
+    # The checked name goes on, so an unconfigured model is not looked for a second time.
+    sys.exit(_run(ctx, text, checked.name, apply, commit, strict, output_format).exit_code)
 
 
 @click.command()
@@ -144,7 +172,9 @@ def demo(output_format: str, keep: bool) -> None:
     from evoagent.memory.mine import mine
 
     from ..demo import ISSUE, build_demo_repo, register_demo_script, require_pytest
+    from ..warmup import start_warmup
 
+    start_warmup()  # litellm loads while the demo repository is built and mined
     where = Path(tempfile.mkdtemp(prefix="evoagent-demo-"))
     try:
         repo = build_demo_repo(where)
