@@ -166,24 +166,41 @@ class CostUpdate(Event):
 
 @dataclass
 class ApprovalNeeded(Event):
-    """The agent wants to do something a policy says a person (or rule) must allow."""
+    """The agent wants to do something a policy says a person (or rule) must allow.
+
+    `remember` is what an "allow always" answer would remember: the action (`edit`) or the
+    command prefix (`python -m pytest`); empty when none may be offered (a compound
+    command, say). `notice` is one line the person should see with the question (the
+    repository's approval rules could not be read). The front end calls
+    `answer(allowed, always=...)` once, from any thread; the approver stores the rule.
+    """
 
     kind: ClassVar[str] = "approval_needed"
-    action: str  # "edit" | "command"
+    action: str  # "edit" | "write" | "command"
     detail: str
-    _answer: list[bool] = field(default_factory=list, repr=False)
+    remember: str = ""
+    notice: str = ""
+    _answer: list[tuple[bool, bool]] = field(default_factory=list, repr=False)
     _ready: threading.Event = field(default_factory=threading.Event, repr=False)
 
-    def answer(self, allowed: bool) -> None:
-        self._answer.append(allowed)
+    def answer(self, allowed: bool, always: bool = False) -> None:
+        """Allow or deny; `always` (with `allowed`, and only when `remember` is offered)
+        asks for the rule to be stored. Only the first answer counts."""
+        self._answer.append((bool(allowed), bool(allowed and always and self.remember)))
         self._ready.set()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until answered; an unanswered request (timeout) is a refusal."""
-        return self._ready.wait(timeout) and bool(self._answer and self._answer[0])
+        return self._ready.wait(timeout) and bool(self._answer and self._answer[0][0])
+
+    @property
+    def always(self) -> bool:
+        """True when the first answer allowed it always."""
+        return bool(self._answer and self._answer[0][1])
 
     def to_json(self) -> dict[str, Any]:
-        return {"type": self.kind, "at": self.at, "action": self.action, "detail": self.detail}
+        return {"type": self.kind, "at": self.at, "action": self.action, "detail": self.detail,
+                "remember": self.remember}
 
 
 @dataclass

@@ -15,8 +15,8 @@ reopens one with its messages and pending change (the workspace rebuilt from the
 
 Threading: `ask()` blocks and is meant for a worker thread; every event goes through the
 `emit` given to `open()`, from that thread. `cancel()`, `set_mode()` and `status()` are safe
-from any thread; `ApprovalNeeded` events are answered with `event.answer(bool)` from any
-thread. `accept`/`undo`/`list_runs`/`resume` are quick git/file operations.
+from any thread; `ApprovalNeeded` events are answered with `event.answer(allowed, always=False)`
+from any thread. `accept`/`undo`/`list_runs`/`resume` are quick git/file operations.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from typing import Any
 
 from . import patches
 from .approval import ApprovalMode, Approver
+from .approval_rules import ApprovalRules
 from .conversation import Conversation, RunControls, TurnOutcome
 from .conversation_store import ConversationStore, SavedConversation, Turn
 from .errors import EvoError
@@ -163,7 +164,8 @@ class Session:
             name, hint = select_model(model or ctx.settings.model or None).name, ""
         except NoModelAvailable as exc:
             name, hint = None, exc.message
-        return cls(ctx, name, hint, Approver(mode, emit), emit)
+        rules = ApprovalRules.for_repo(ctx.state.dir)
+        return cls(ctx, name, hint, Approver(mode, emit, rules=rules), emit)
 
     @property
     def running(self) -> bool:
@@ -294,6 +296,20 @@ class Session:
             with self._lock:
                 self._running = False
         return saved
+
+    def compact(self) -> Any:
+        """Summarize the conversation's older turns now (/compact): the ContextCompacted
+        event (also emitted), or None when there is nothing to compact."""
+        self._require_idle()
+        if self._conversation is None:
+            return None
+        with self._lock:
+            self._running = True
+        try:
+            return self._conversation.compact()
+        finally:
+            with self._lock:
+                self._running = False
 
     def pending_patch(self) -> str:
         """The conversation's pending change ("" when none)."""
