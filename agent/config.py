@@ -35,6 +35,12 @@ class Settings(BaseModel, extra="forbid"):
 
     model: str | None = None
     """litellm model name; None picks the first available provider."""
+    api_base: str | None = None
+    """Where the model's provider is reached (a local server, a proxy: e.g.
+    http://127.0.0.1:8000/v1); None: the provider's default or its own environment variable."""
+    context_limit: int | None = Field(default=None, ge=256)
+    """Input tokens the model accepts, for a model litellm does not know or a local server
+    run with a smaller window; None looks it up in litellm's model table."""
     embedding: str = "none"
     """none | hash[:DIM] | litellm:MODEL | st:/path/to/local/sentence-transformers model."""
     store: str | None = None
@@ -59,6 +65,9 @@ class Who(enum.Enum):
 WHO_MAY_SET: dict[str, tuple[Who, str]] = {
     "model": (Who.PERSON, "it picks the model and its provider endpoint, and a "
                           "scripted/<file> model is Python imported into evoagent"),
+    "api_base": (Who.PERSON, "it decides where the conversation, code included, is sent"),
+    "context_limit": (Who.PERSON, "it sizes what is sent to the person's model; a repository "
+                                  "could make every request fail or be cut"),
     "embedding": (Who.PERSON, "it picks the endpoint the history is sent to (litellm:MODEL) "
                               "or a model loaded into evoagent (st:/path)"),
     "store": (Who.PERSON, "it decides where the mined history is written (a path, s3://, "

@@ -176,6 +176,13 @@ class Conversation:
         self.solver.forget_baseline()
         self._note = note
 
+    def compact(self) -> Any:
+        """Summarize the older turns now (/compact); the ContextCompacted event, or None
+        when there is nothing to compact yet."""
+        if self.solver is None or self.solver.loop is None:
+            return None
+        return self.solver.model.compact(self.solver.loop.messages)
+
     def close(self) -> None:
         """Remove the workspace (the run records and the saved conversation stay)."""
         if self.workspace is not None:
@@ -209,7 +216,8 @@ class Conversation:
         budget = Budget(loop.max_steps * (loop.refine_attempts + 1), loop.max_cost_usd or None,
                         loop.max_seconds)
         llm = Model(name=self.model_name, session=self._usage, budget=budget,
-                    stream=controls.stream)
+                    stream=controls.stream, genome=genome, on_event=self._publish,
+                    api_base=ctx.settings.api_base, context_limit=ctx.settings.context_limit)
         started = time.monotonic()
         sandboxes = ctx.state.dir / "sandboxes"
         if baseline is None:

@@ -101,8 +101,9 @@ class Phase(Event):
 @dataclass
 class ContextCompacted(Event):
     """The conversation was shrunk to fit the model's input limit: `how` is "trimmed" (old
-    tool results shortened), "summarized" (older turns replaced by a summary) or "manual"
-    (/compact); tokens are estimates before and after."""
+    tool results shortened), "summarized" (older turns replaced by a summary), "dropped"
+    (older turns left out with a note: no summary could be written) or "manual" (/compact);
+    tokens are estimates before and after."""
 
     kind: ClassVar[str] = "context_compacted"
     how: str

@@ -3,11 +3,22 @@
 litellm is imported on the first call, never at import time (it costs seconds), with the
 local cost map so it does not fetch prices over the network. Transient failures (rate
 limits, timeouts, 5xx, dropped connections) are retried with exponential backoff and
-jitter; everything else fails at once as a one-line `ModelError`.
+jitter, waiting at least what the provider's `retry-after` asks; the provider SDK's own
+retries are off, so every attempt is ours to count. Everything else fails at once as a
+one-line `ModelError`.
+
+A stream that breaks before anything was shown is retried like any transient error; one
+that breaks after text was shown is retried once, after telling the front end (a `Phase`
+"reply_cut" event: the text shown since the last message is void).
+
+Before each call the conversation is fitted to the model's input limit, in place
+(agent/context_window.py), and a provider's context-length refusal compacts it harder and
+asks once more instead of ending the run.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import random
@@ -15,12 +26,17 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, Field
 
+from .context_window import ContextWindow, compact, estimate_tokens, make_summarizer
 from .errors import EXIT_MODEL, EvoError
+from .events import ContextCompacted, Event, Phase
 from .usage import Budget, SessionUsage, Usage
+
+if TYPE_CHECKING:
+    from .genome import Genome
 
 _litellm_module: Any = None
 
@@ -79,14 +95,76 @@ class ModelReply:
 
 
 class ModelError(EvoError):
-    """A model call failed for good; `kind` is the litellm exception class name."""
+    """A model call failed for good; `kind` is the litellm exception class name, `message`
+    one line (`condense_error`)."""
 
     def __init__(self, model: str, exc: BaseException, attempts: int):
-        first_line = (str(exc).strip().splitlines() or [""])[0]
-        first_line = re.sub(r"^(litellm\.\w+: )+", "", first_line)
-        super().__init__(f"model {model}: {type(exc).__name__}: {first_line}", EXIT_MODEL)
-        self.kind = type(exc).__name__
+        kind = type(exc).__name__
+        super().__init__(f"model {model}: {kind}: {condense_error(exc)}", EXIT_MODEL)
+        self.kind = kind
         self.attempts = attempts
+
+
+ERROR_CHARS = 300
+"""Characters of a provider's error text kept in a ModelError's message."""
+_LITELLM_NOISE = re.compile(
+    r"\b(?:Received Model Group|Available Model Group Fallbacks|LiteLLM Retried|"
+    r"LiteLLM Max Retries|Model Group Fallbacks)\b.*$",
+    re.IGNORECASE | re.DOTALL,
+)
+_PREFIX = re.compile(r"^(?:litellm\.)?\w*(?:Error|Exception|Timeout)\s*[:-]\s*")
+
+
+def condense_error(exc: BaseException) -> str:
+    """litellm's error text as one bounded, terminal-safe line: its repeated class-name
+    prefixes and provider tags ("OpenAIException - ") dropped, a JSON error body replaced by
+    the provider's own message, litellm's trailing notes (model groups, retries) cut."""
+    from .terminal_text import one_line
+
+    text = str(exc).strip()
+    text = _LITELLM_NOISE.sub("", text).strip()
+    while (stripped := _PREFIX.sub("", text, count=1)) != text:
+        text = stripped
+    text = _provider_message(text)
+    return one_line(text, ERROR_CHARS) or type(exc).__name__
+
+
+def _provider_message(text: str) -> str:
+    """`text` with an embedded JSON error body (as litellm quotes it, maybe as a bytes
+    literal) replaced by the message inside it."""
+    start, end = text.find("{"), text.rfind("}")
+    if start < 0 or end <= start:
+        return text
+    body = text[start : end + 1]
+    quote = text[start - 1 : start]
+    closing = text[end + 1 : end + 2]
+    if start >= 2 and text[start - 2] == "b" and quote in ("'", '"') and closing == quote:
+        # A bytes literal (b'{...}'): its escapes are Python's, undo them first.
+        try:
+            body = ast.literal_eval(text[start - 2 : end + 2]).decode("utf-8", "replace")
+        except (ValueError, SyntaxError):
+            return text
+    try:
+        message = _message_in(json.loads(body))
+    except ValueError:
+        return text
+    if not message:
+        return text
+    before = text[:start].rstrip(" -:b'\"")
+    return f"{before}: {message}" if before else message
+
+
+def _message_in(data: Any) -> str:
+    if isinstance(data, dict):
+        error = data.get("error")
+        if isinstance(error, dict | str):
+            found = _message_in(error) if isinstance(error, dict) else error
+            if found:
+                return found
+        message = data.get("message")
+        if isinstance(message, str):
+            return message
+    return ""
 
 
 class ModelConfig(BaseModel, extra="forbid"):
@@ -110,8 +188,14 @@ class ModelConfig(BaseModel, extra="forbid"):
     """Mark the system and last user message cacheable on models that need it (Anthropic)."""
     drop_params: bool = True
     """Let litellm drop parameters a provider does not support instead of failing."""
+    api_base: str | None = None
+    """Where the provider is reached (a local server, a proxy); None: the provider's own
+    default or its environment variable (OPENAI_BASE_URL, ANTHROPIC_BASE_URL, ...)."""
+    context_limit: int | None = Field(default=None, ge=256)
+    """Input tokens the model accepts, for a model litellm does not know (or a local server
+    run with a smaller window); None looks it up (agent/context_window.py)."""
     extra: dict[str, Any] = Field(default_factory=dict)
-    """Further keyword arguments passed to litellm.completion as they are (api_base, ...)."""
+    """Further keyword arguments passed to litellm.completion as they are."""
 
 
 class Model:
@@ -148,6 +232,8 @@ class Model:
         budget: Budget | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        genome: Genome | None = None,
+        on_event: Callable[[Event], None] | None = None,
         **kwargs: Any,
     ):
         self.config = config or ModelConfig(**kwargs)
@@ -155,6 +241,16 @@ class Model:
         self.budget = budget or Budget()
         self._sleep = sleep
         self._rng = rng or random.Random()
+        self.genome = genome
+        """Whose `summarize` model and `compact` prompt write summaries (None: this model,
+        the kernel's prompt)."""
+        self.on_event = on_event
+        """Gets ContextCompacted and "reply_cut" Phase events (None: nobody is told)."""
+        self.context = ContextWindow(self.config.name, self.config.context_limit,
+                                     reply_tokens=self.config.max_tokens or 4_096)
+        self.context.summarize = self._summarize
+        self.context.on_event = self._tell
+        self._summarizer: Callable[[str], str] | None = None
 
     @property
     def name(self) -> str:
@@ -171,18 +267,23 @@ class Model:
         """One completion. `on_delta(text)` gets assistant text as it streams (the whole text
         at once when not streaming); `on_tool_delta(index, name, fragment)` gets tool-call
         argument fragments (name only on a call's first fragment). Raises BudgetExhausted
-        before calling when the session's budget is used up."""
+        before calling when the session's budget is used up.
+
+        `messages` is fitted to the model's input limit in place (older tool results
+        trimmed, older turns summarized), so the caller's history stays compacted."""
         self.budget.check(self.session)
         litellm = litellm_module()
         if self.name.startswith("scripted/"):
             from .scripted_provider import install
 
             install()
-        kwargs = self._completion_kwargs(messages, tools)
+        self.context.fit(messages, tools)
         attempt = 0
+        refused = cut_retried = False
         while True:
             attempt += 1
-            emitted = [False]
+            emitted = [0]
+            kwargs = self._completion_kwargs(messages, tools)
             try:
                 if self.config.stream:
                     response = self._streamed(litellm, kwargs, on_delta, on_tool_delta, emitted)
@@ -191,15 +292,46 @@ class Model:
                 break
             except Exception as raised:
                 exc = _unwrap(raised)
-                # Deltas already shown cannot be taken back, so a broken stream is not retried.
-                if emitted[0] or attempt > self.config.retries or not self._is_retryable(exc):
+                if _is_context_overflow(litellm, exc) and not refused:
+                    # Our estimate was wrong for this model: compact hard and ask again.
+                    refused = True
+                    if self.context.refused(messages, tools, str(exc)):
+                        continue
+                retryable = attempt <= self.config.retries and self._is_retryable(exc)
+                if not retryable or (emitted[0] and cut_retried):
                     raise ModelError(self.name, exc, attempt) from exc
-                self._sleep(self._backoff(attempt))
+                if emitted[0]:
+                    # Text was shown: the front end must know it is void before the new
+                    # reply streams. Only once: a second cut would show it a third time.
+                    cut_retried = True
+                    self._tell(_reply_cut(emitted[0], exc))
+                self._sleep(self._wait(attempt, exc))
         reply = self._normalize(litellm, response, attempt)
         if on_delta and not self.config.stream and reply.text:
             on_delta(reply.text)
+        self.context.observe(estimate_tokens(messages, tools), reply.usage.prompt_tokens)
         self.session.record(reply.usage, reply.cost_usd)
         return reply
+
+    def compact(self, messages: list[dict[str, Any]]) -> ContextCompacted | None:
+        """Summarize `messages` down to the first request and the latest turns, in place
+        (`/compact`); returns the ContextCompacted event (also told), or None."""
+        event = compact(messages, self._summarize)
+        if event is not None:
+            self._tell(event)
+        return event
+
+    def _summarize(self, transcript: str) -> str:
+        """A summary by the genome's `summarize` model (built on first use)."""
+        if self._summarizer is None:
+            self._summarizer = make_summarizer(self, self.genome)
+        # A summary can take as long as a step: say so.
+        self._tell(Phase("compacting", "summarizing older turns to fit the context window"))
+        return self._summarizer(transcript)
+
+    def _tell(self, event: Event) -> None:
+        if self.on_event is not None:
+            self.on_event(event)
 
     def _completion_kwargs(self, messages: list[dict], tools: list[dict] | None) -> dict:
         cfg = self.config
@@ -210,7 +342,12 @@ class Model:
             "messages": messages,
             "timeout": cfg.timeout,
             "drop_params": cfg.drop_params,
+            # The provider SDK's own retries (OpenAI's client retries twice) would hide
+            # attempts from our count, backoff and budget.
+            "max_retries": 0,
         }
+        if cfg.api_base:
+            kwargs["api_base"] = cfg.api_base
         if tools:
             kwargs["tools"] = tools
         if cfg.temperature is not None:
@@ -230,12 +367,12 @@ class Model:
             if delta is None:
                 continue
             if delta.content:
-                emitted[0] = True
+                emitted[0] += len(delta.content)
                 if on_delta:
                     on_delta(delta.content)
             for call in delta.tool_calls or []:
                 fragment = call.function.arguments or ""
-                emitted[0] = True
+                emitted[0] += len(fragment) or 1
                 if on_tool_delta and (fragment or call.function.name):
                     on_tool_delta(call.index or 0, call.function.name, fragment)
         return litellm.stream_chunk_builder(chunks, messages=kwargs["messages"])
@@ -259,6 +396,14 @@ class Model:
         delay = min(self.config.backoff_max, self.config.backoff_base * 2 ** (attempt - 1))
         return delay * (0.5 + 0.5 * self._rng.random())
 
+    def _wait(self, attempt: int, exc: Exception) -> float:
+        """The backoff, or longer when the provider said when to come back (retry-after),
+        never past `backoff_max`."""
+        asked = retry_after(exc)
+        if asked is None:
+            return self._backoff(attempt)
+        return min(self.config.backoff_max, max(asked, self._backoff(attempt)))
+
     def _normalize(self, litellm, response: Any, attempts: int) -> ModelReply:
         choice = response.choices[0]
         message = choice.message
@@ -271,6 +416,37 @@ class Model:
             finish_reason=choice.finish_reason,
             attempts=attempts,
         )
+
+
+def retry_after(exc: BaseException) -> float | None:
+    """Seconds the provider asked to wait (`retry-after-ms`, else `retry-after` in seconds),
+    or None when it did not say."""
+    for source in (getattr(exc, "litellm_response_headers", None),
+                   getattr(getattr(exc, "response", None), "headers", None)):
+        if not source:
+            continue
+        try:
+            headers = {str(k).lower(): str(v) for k, v in dict(source).items()}
+        except (TypeError, ValueError):
+            continue
+        for name, factor in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+            try:
+                seconds = float(headers[name]) * factor
+            except (KeyError, ValueError):  # absent, or an HTTP date: the backoff decides
+                continue
+            if seconds >= 0:
+                return seconds
+    return None
+
+
+def _is_context_overflow(litellm: Any, exc: BaseException) -> bool:
+    kind = getattr(litellm, "ContextWindowExceededError", None)
+    return isinstance(kind, type) and isinstance(exc, kind)
+
+
+def _reply_cut(shown: int, exc: BaseException) -> Phase:
+    return Phase("reply_cut", f"the reply broke off after {shown} characters "
+                              f"({type(exc).__name__}); asking again, the text above is void")
 
 
 def _unwrap(exc: Exception) -> Exception:

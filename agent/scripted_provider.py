@@ -15,6 +15,12 @@ every call from the conversation so far. It holds no position, so one policy ser
 number of runs at once, in worker processes and on Ray workers alike (the benchmark's case). Usage is
 deterministic: len(text) // 4 tokens. Running past the end raises `ScriptExhausted`.
 
+A script may declare a small context window, so compaction can be seen without a real model:
+`{"context_limit": 3000, "steps": [...]}` in a file, `register_script(..., context_limit=)`,
+or `CONTEXT_LIMIT = 3000` in a policy. The agent sizes its requests to it
+(agent/context_window.py), and a request longer than that, counted as usage is, is refused
+with litellm's ContextWindowExceededError without using a step, as a provider would.
+
 A script file is named by an absolute path only: a relative one would resolve against the
 directory evoagent runs in, usually a repository, and import whatever file it put there. The
 model name itself is a person-only setting (agent/config.py), never the repository's.
@@ -73,16 +79,33 @@ class ScriptError(Exception):
 class Script:
     """A registered script: its steps, how far it got, and the requests it received."""
 
-    def __init__(self, name: str, steps: list[Step]):
+    def __init__(self, name: str, steps: list[Step], context_limit: int | None = None):
         self.name = name
         self.steps = list(steps)
         self.position = 0
+        self.context_limit = context_limit
+        """Prompt tokens this model accepts (None: no limit); may be changed between calls."""
+        self.refused = 0
+        """Requests refused as longer than `context_limit`."""
         self.requests: list[tuple[list[dict], list[dict] | None]] = []
         self._lock = threading.Lock()
 
     @property
     def remaining(self) -> int:
         return len(self.steps) - self.position
+
+    def check_size(self, messages: list[dict], tools: list[dict] | None) -> None:
+        """Refuse a prompt longer than the declared context, as a provider does."""
+        if self.context_limit is None:
+            return
+        tokens = _tokens(_prompt_text(messages, tools))
+        if tokens > self.context_limit:
+            with self._lock:
+                self.refused += 1
+            raise _error(
+                "ContextWindowExceededError",
+                f"prompt is too long: {tokens} tokens > {self.context_limit} maximum",
+            )
 
     def next_reply(self, messages: list[dict], tools: list[dict] | None) -> ScriptedReply:
         with self._lock:
@@ -114,8 +137,9 @@ class Script:
 class PolicyScript(Script):
     """A script that never runs out: every call is answered by `respond(messages, tools)`."""
 
-    def __init__(self, name: str, respond: Callable[[list[dict], list[dict] | None], Any]):
-        super().__init__(name, [])
+    def __init__(self, name: str, respond: Callable[[list[dict], list[dict] | None], Any],
+                 context_limit: int | None = None):
+        super().__init__(name, [], context_limit)
         self.respond = respond
 
     @property
@@ -129,7 +153,8 @@ class PolicyScript(Script):
         return self._play(self.respond, messages, tools)
 
 
-def load_policy(path: Path) -> Callable[[list[dict], list[dict] | None], Any]:
+def load_policy(path: Path) -> tuple[Callable[[list[dict], list[dict] | None], Any], int | None]:
+    """The policy's `respond` and its declared `CONTEXT_LIMIT` (None when it has none)."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(f"evoagent_policy_{abs(hash(path))}", path)
@@ -143,16 +168,25 @@ def load_policy(path: Path) -> Callable[[list[dict], list[dict] | None], Any]:
     respond = getattr(module, "respond", None)
     if not callable(respond):
         raise ScriptError(f"policy {path} has no respond(messages, tools) function")
-    return respond
+    return respond, _context_limit(getattr(module, "CONTEXT_LIMIT", None), path)
+
+
+def _context_limit(value: Any, source: Path | str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ScriptError(f"{source}: context_limit must be a positive integer, got {value!r}")
+    return value
 
 
 _scripts: dict[str, Script] = {}
 _registry_lock = threading.Lock()
 
 
-def register_script(name: str, steps: list[Step]) -> Script:
-    """Register (or replace) the script behind model `scripted/<name>`."""
-    script = Script(name, steps)
+def register_script(name: str, steps: list[Step], context_limit: int | None = None) -> Script:
+    """Register (or replace) the script behind model `scripted/<name>`; `context_limit`
+    declares a context window (prompt tokens) the model enforces."""
+    script = Script(name, steps, _context_limit(context_limit, name))
     with _registry_lock:
         _scripts[name] = script
     return script
@@ -195,16 +229,30 @@ def get_script(name: str) -> Script:
         script = _scripts.get(name)
         path = script_file(name) if script is None else None
         if path is not None and name.endswith(STEP_FILE_SUFFIXES):
-            script = _scripts[name] = Script(name, load_steps(path))
+            steps, limit = load_script_file(path)
+            script = _scripts[name] = Script(name, steps, limit)
         elif path is not None:
-            script = _scripts[name] = PolicyScript(name, load_policy(path))
+            script = _scripts[name] = PolicyScript(name, *load_policy(path))
     if script is None:
         known = ", ".join(sorted(_scripts)) or "none"
         raise _error("NotFoundError", f"no script named {name!r} (registered: {known})")
     return script
 
 
+def declared_context_limit(name: str) -> int | None:
+    """The context window script `name` declares (None: none, or no such script yet)."""
+    try:
+        return get_script(name).context_limit
+    except Exception:  # unknown or broken: the call itself will say so
+        return None
+
+
 def load_steps(path: Path) -> list[Step]:
+    return load_script_file(path)[0]
+
+
+def load_script_file(path: Path) -> tuple[list[Step], int | None]:
+    """A script file's steps and its declared `context_limit`."""
     try:
         text = path.read_text()
     except OSError as exc:
@@ -216,11 +264,13 @@ def load_steps(path: Path) -> list[Step]:
     except (ValueError, yaml.YAMLError) as exc:
         first_line = (str(exc).splitlines() or [""])[0]
         raise ScriptError(f"script {path} is not valid: {first_line}") from exc
+    limit = None
     if isinstance(data, dict):
+        limit = _context_limit(data.get("context_limit"), path)
         data = data.get("steps")
     if not isinstance(data, list):
         raise ScriptError(f"script {path}: expected a list of steps or {{'steps': [...]}}")
-    return [coerce_reply(step) for step in data]
+    return [coerce_reply(step) for step in data], limit
 
 
 def coerce_reply(step: Any) -> ScriptedReply:
@@ -296,7 +346,9 @@ def _error(kind: str, message: str) -> Exception:
 def _reply_for(model: str, messages: list, optional_params: dict) -> ScriptedReply:
     tools = optional_params.get("tools")
     try:
-        return get_script(model).next_reply(messages, tools)
+        script = get_script(model)
+        script.check_size(messages, tools)
+        return script.next_reply(messages, tools)
     except ScriptError as exc:
         raise _error("BadRequestError", str(exc)) from exc
 

@@ -53,7 +53,8 @@ def _model(ctx: RepoContext, model: str | None) -> Model:
     from ..model import Model
     from ..model_select import select_model
 
-    return Model(name=select_model(model or ctx.settings.model or None).name)
+    return Model(name=select_model(model or ctx.settings.model or None).name,
+                 api_base=ctx.settings.api_base, context_limit=ctx.settings.context_limit)
 
 
 def _rewrite(store: TaskStore, found: list[Task], llm: Model, as_json: bool) -> list[RewriteResult]:
