@@ -38,7 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from evoagent.memory.commit_names import is_test_path
+from evoagent.memory.commit_names import is_runnable_test, is_test_path
 from evoagent.sandbox.protocols import Runner
 from evoagent.sandbox.testdetect import TestCommand
 from evoagent.sandbox.testrun import TestRun, run_tests
@@ -355,8 +355,7 @@ class Solver:
             return ("reproduce", _join(unproven, "" if tests.ok else facts)) if unproven else ("", "")
         after = attempt.failures()
         failing_before = set(before.failed + before.errors) if before else set()
-        touched = _touched_tests(attempt.deciding)
-        if not after or after - failing_before or any(f.split("::")[0] in touched for f in after):
+        if not after or after - failing_before or _own_failures(attempt, failing_before):
             return "failing", facts
         return ("reproduce" if require else "preexisting",
                 _join(ONLY_PREEXISTING + (REPRODUCE if require else SHOW_THE_FIX), facts))
@@ -380,11 +379,9 @@ class Solver:
         if not after and (attempt.tests.passed or attempt.tests.exit_code == 0):
             return True
         failing_before = set(before.failed + before.errors) if before else set()
-        if after - failing_before:
+        if after - failing_before or _own_failures(attempt, failing_before):
             return False
         touched = _touched_tests(attempt.deciding)
-        if any(f.split("::")[0] in touched for f in after):
-            return False
         fixed_some = bool(failing_before - after)
         own_tests_pass = bool(touched) and any(p.split("::")[0] in touched for p in attempt.tests.passed)
         return fixed_some or own_tests_pass
@@ -445,10 +442,22 @@ class Solver:
         tests_only = join_patch(s for s in sections if is_test_path(s.new_path or s.old_path or ""))
         without = self.decide(tests_only, tests, restore=best.sha)
         with_fix = self.decide(best.deciding, tests, restore=best.sha)
+        if without is None or with_fix is None:
+            return Reproduction(tests, False, False)
+        failing_without = set(without.failed + without.errors)
+        failing_with = set(with_fix.failed + with_fix.errors)
+        # A test of the touched files that failed before the change, fails without the fix
+        # and still fails with it is broken by something else (a missing library, a newer
+        # dependency): it neither shows nor refutes the fix.
+        before = self._before
+        broken_anyway = failing_without & failing_with & (
+            set(before.failed + before.errors) if before else set())
         return Reproduction(
             tests,
-            failed_without_fix=bool(without and not without.ok),
-            passed_with_fix=bool(with_fix and with_fix.ok),
+            failed_without_fix=bool(failing_without - broken_anyway) or (
+                not without.ok and not failing_without),
+            passed_with_fix=not with_fix.not_run and not (failing_with - broken_anyway)
+            and bool(with_fix.passed or with_fix.exit_code == 0),
         )
 
 
@@ -510,7 +519,18 @@ def _diff_paths(diff: str) -> list[str]:
 
 
 def _touched_tests(diff: str) -> list[str]:
-    return [p for p in _diff_paths(diff) if is_test_path(p) and p.endswith(".py")]
+    """The runnable Python test files a patch touches (not test data, nor a typing sample
+    that lives under tests/ and was never meant for the test runner)."""
+    return [p for p in _diff_paths(diff) if is_runnable_test(p) and p.endswith(".py")]
+
+
+def _own_failures(attempt: Attempt, failing_before: set[str]) -> set[str]:
+    """Failures in the test files the attempt touched that did not fail before it: its own
+    tests must pass, but a test that was already failing (for a reason outside the change)
+    is not blamed on it just because the patch edits the same file."""
+    touched = _touched_tests(attempt.deciding)
+    return {f for f in attempt.failures()
+            if f.split("::")[0] in touched and f not in failing_before}
 
 
 def summarize(result: SolveResult) -> dict[str, Any]:

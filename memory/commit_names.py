@@ -141,6 +141,19 @@ def is_test_path(path: str) -> bool:
     return any(d.lower() in _TEST_DIRS for d in dirs) or bool(_TEST_FILE.match(name))
 
 
+_RUNNABLE = re.compile(
+    r"^(?:test_.*\.py|.*_tests?\.py|.*_test\.go|.*\.(?:test|spec)\.[cm]?[jt]sx?|.*_spec\.rb"
+    r"|test_.*\.rb|.*_test\.rb|.*(?:Test|Tests)\.(?:java|kt))$"
+)
+
+
+def is_runnable_test(path: str) -> bool:
+    """A test file a test runner collects (`test_x.py`, `x_test.go`, `x.spec.ts`, ...), not
+    test data or a fixture that only lives under a test directory (a typing sample)."""
+    name = path.rsplit("/", 1)[-1]
+    return is_test_path(path) and is_code(path) and bool(_RUNNABLE.match(name))
+
+
 # --- symbols ------------------------------------------------------------------------
 
 _KEYWORDS = frozenset(

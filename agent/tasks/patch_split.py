@@ -14,12 +14,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from evoagent.memory.commit_names import is_code, is_test_path, path_from_diff_header, symbol_name
-
-_RUNNABLE = re.compile(
-    r"^(?:test_.*\.py|.*_tests?\.py|.*_test\.go|.*\.(?:test|spec)\.[cm]?[jt]sx?|.*_spec\.rb"
-    r"|test_.*\.rb|.*_test\.rb|.*(?:Test|Tests)\.(?:java|kt))$"
+from evoagent.memory.commit_names import (
+    is_runnable_test,
+    is_test_path,
+    path_from_diff_header,
+    symbol_name,
 )
+
 _DEFINED = re.compile(r"^[+-]\s*(?:async\s+)?(?:def|class|func)\s+(?:\([^)]*\)\s*)?(\w+)")
 
 
@@ -50,11 +51,6 @@ class SplitPatch:
         """Touched test files that a test runner can be pointed at (not deleted, not
         conftest or helpers or data)."""
         return [p for p in self.test_files if is_runnable_test(p)]
-
-
-def is_runnable_test(path: str) -> bool:
-    name = path.rsplit("/", 1)[-1]
-    return is_test_path(path) and is_code(path) and bool(_RUNNABLE.match(name))
 
 
 def file_sections(patch: str) -> list[FilePatch]:
