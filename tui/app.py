@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from evoagent.agent.terminal_text import one_line as safe_line
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -31,7 +32,7 @@ from .messages import (
     SessionReady,
     SessionUnavailable,
 )
-from .state import StatusInfo
+from .state import StatusInfo, phase_line
 from .terminal_filter import TERMINAL_SAFE
 
 if TYPE_CHECKING:
@@ -105,6 +106,8 @@ class EvoApp(App):
         self._last_interrupt = 0.0
         self._request_base = (0, 0, 0.0)
         self.no_model_hint = ""
+        self.mining_progress: tuple[int, int] | None = None
+        """(done, total) of the mining under way; None when none is."""
 
     # -- output -----------------------------------------------------------------------
 
@@ -131,9 +134,22 @@ class EvoApp(App):
         return self.screen_stack[0]  # type: ignore[return-value]
 
     def on_mount(self) -> None:
-        # After the first frame is painted: the worker imports litellm and lancedb, and
+        # After the first frame is painted: the workers import litellm and lancedb, and
         # imports hold the GIL, which would otherwise delay that frame.
         self.call_after_refresh(self.controller.start)
+        self.call_after_refresh(self.warm_up)
+
+    def warm_up(self) -> None:
+        """Import litellm and lancedb in the background once the first frame is up, so the
+        first request and the first memory search do not wait for them. The same warm-up
+        `fix` uses (agent/warmup.py, once per process); the thread worker ends when it has."""
+        from evoagent.agent.warmup import start_warmup, wait_warm
+
+        # Started here, on the UI thread: it sets LITELLM_LOCAL_MODEL_COST_MAP (offline cost
+        # map) before its thread starts, never while another thread copies the environment.
+        start_warmup()
+        self.run_worker(wait_warm, thread=True, group="warm-up", exit_on_error=False,
+                        name="warm up imports")
 
     def watch_status(self, status: StatusInfo) -> None:
         if self.screen_stack:
@@ -163,6 +179,7 @@ class EvoApp(App):
         from evoagent.agent.events import ApprovalNeeded, CostUpdate
 
         event = message.event
+        self._track_phase(event)
         if isinstance(event, CostUpdate):
             prompt, completion, cost = self._request_base
             total = None if event.cost_usd is None or cost is None else cost + event.cost_usd
@@ -172,6 +189,16 @@ class EvoApp(App):
         await self.main.show_event(event)
         if isinstance(event, ApprovalNeeded):
             self.ask_approval(event)
+
+    def _track_phase(self, event: Any) -> None:
+        """The status bar's phase: set by `Phase` events, cleared once the model speaks
+        (a message or a tool call) or the run finishes."""
+        from evoagent.agent.events import Finished, Message, Phase, ToolCall
+
+        if isinstance(event, Phase):
+            self.status = self.status.with_(phase=phase_line(event.name, event.detail))
+        elif isinstance(event, Message | ToolCall | Finished) and self.status.phase:
+            self.status = self.status.with_(phase="")
 
     @work
     async def ask_approval(self, event: Any) -> None:
@@ -184,7 +211,7 @@ class EvoApp(App):
     @on(RequestDone)
     def _request_done(self, message: RequestDone) -> None:
         outcome = message.outcome
-        self.status = self.status.with_(busy=False)
+        self.status = self.status.with_(busy=False, phase="")
         self.main.show_outcome(outcome)
         self.refresh_status()
         if outcome.patch.strip():
@@ -192,16 +219,25 @@ class EvoApp(App):
 
     @on(RequestFailed)
     def _request_failed(self, message: RequestFailed) -> None:
-        self.status = self.status.with_(busy=False)
+        self.status = self.status.with_(busy=False, phase="")
         self.main.note(f"Request failed: {message.error}", error=True)
+
+    def _mining_views(self) -> list[Any]:
+        """The screens showing mining progress: the main one, and the no-model dialog that
+        would otherwise cover its bar on a first run."""
+        return [s for s in self.screen_stack if callable(getattr(s, "mining_done", None))]
 
     @on(MiningProgress)
     def _mining_progress(self, message: MiningProgress) -> None:
-        self.main.mining(message.done, message.total)
+        self.mining_progress = (message.done, message.total)
+        for view in self._mining_views():
+            view.mining(message.done, message.total)
 
     @on(MiningDone)
     def _mining_done(self, message: MiningDone) -> None:
-        self.main.mining_done()
+        self.mining_progress = None
+        for view in self._mining_views():
+            view.mining_done()
         if message.error:
             self.main.note(f"Mining failed: {message.error}", error=True)
             return
@@ -256,7 +292,11 @@ class EvoApp(App):
         from .screens.review import ReviewScreen
 
         result = await self.push_screen_wait(ReviewScreen(request))
-        if result is None or not result.accepted:
+        if result is None:
+            self.main.note("Review closed without a decision: nothing applied, nothing "
+                           "rejected; F3 (runs) opens it again.")
+            return
+        if not result.accepted:
             self.main.note("Rejected: nothing was applied.")
             return
         try:
@@ -353,7 +393,7 @@ class EvoApp(App):
         from .screens.no_model import NoModelScreen
 
         if not any(isinstance(s, NoModelScreen) for s in self.screen_stack):
-            self.push_screen(NoModelScreen(self.no_model_hint))
+            self.push_screen(NoModelScreen(self.no_model_hint, self.mining_progress))
 
     def _show(self, name: str) -> None:
         if self.screen is not self.get_screen(name):
@@ -411,35 +451,72 @@ class EvoApp(App):
 
 
 def tests_lines(tests: dict[str, Any] | None) -> list[str]:
-    """A report's test part as short lines: "after: 4 passed, 0 failed, 0 errors" (or "after:
-    could not run" and, once, why: the runner's first error line), what the patch policy left
-    out of the verdict or dropped, and the kernel's notes."""
+    """A report's test part (`solve.summarize`) as short lines for the review header:
+    "tests could not run: <first error line>" when the verdict had no test run, "before: 12
+    passed, 1 failed", "after: 13 passed", "reproduction: test_x fails without the fix,
+    passes with it", what the patch policy left out of the verdict or dropped, and the
+    kernel's notes. Every string is one terminal-safe line."""
     if not tests:
         return []
     lines = []
-    if tests.get("not_run"):
-        lines.append(f"tests could not run: {tests['not_run']}")
+    not_run = tests.get("not_run")
+    if not_run:
+        lines.append(f"tests could not run: {text_line(not_run)}")
     for key in ("before", "after"):
         run = tests.get(key)
-        if isinstance(run, dict) and run.get("not_run"):
-            shown = run["not_run"] == tests.get("not_run")
-            lines.append(f"{key}: could not run" + ("" if shown else f" — {run['not_run']}"))
-        elif isinstance(run, dict):
-            counts = [f"{len(run.get(k) or [])} {k}" for k in ("passed", "failed", "errors")]
-            lines.append(f"{key}: {', '.join(counts)}")
+        if isinstance(run, dict):
+            lines.append(f"{key}: {run_line(run, not_run)}")
     reproduction = tests.get("reproduction")
-    if isinstance(reproduction, dict):
-        shown = reproduction.get("failed_without_fix") and reproduction.get("passed_with_fix")
-        lines.append(f"reproduction: {'shown' if shown else 'not shown'} by "
-                     f"{', '.join(reproduction.get('tests') or []) or '-'}")
+    if isinstance(reproduction, dict) and reproduction.get("tests"):
+        lines.append("reproduction: " + reproduction_line(reproduction))
     policy = tests.get("policy") or {}
     for item in policy.get("left_out_of_verdict") or []:
-        lines.append(f"left out of the verdict (test infrastructure): {item['path']} — "
-                     f"{item['reason']}")
+        lines.append(f"left out of the verdict (test infrastructure): {text_line(item['path'])}"
+                     f" — {text_line(item['reason'])}")
     for item in policy.get("dropped") or []:
-        lines.append(f"dropped from the patch: {item['path']} — {item['reason']}")
-    lines += [f"note: {note}" for note in tests.get("notes") or []]
+        lines.append(f"dropped from the patch: {text_line(item['path'])} — "
+                     f"{text_line(item['reason'])}")
+    lines += [f"note: {text_line(note)}" for note in tests.get("notes") or []]
     return lines
+
+
+def text_line(value: Any) -> str:
+    """Report text (a test id, an error line, a path) as one terminal-safe line."""
+    return safe_line(str(value))
+
+
+def count(value: Any) -> int:
+    """A count in a report: test ids (a list) or a number."""
+    if isinstance(value, list | tuple):
+        return len(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def run_line(run: dict[str, Any], shown_not_run: Any = None) -> str:
+    """One test run: "12 passed, 1 failed"; "could not run" (and why, unless the line above
+    says it); the exit status when the runner reported no per-test outcomes."""
+    if run.get("not_run"):
+        same = run["not_run"] == shown_not_run
+        return "could not run" + ("" if same else f" — {text_line(run['not_run'])}")
+    counts = [(count(run.get(k)), k) for k in ("passed", "failed", "errors")]
+    shown = [f"{n} {label}" for n, label in counts if n]
+    if shown:
+        return ", ".join(shown)
+    if run.get("junit") is False and isinstance(run.get("exit_code"), int):
+        verdict = "passed" if run["exit_code"] == 0 else "failed"
+        return f"{verdict} (exit {run['exit_code']}; no per-test report)"
+    return "no tests ran"
+
+
+def reproduction_line(reproduction: dict[str, Any]) -> str:
+    """"test_x fails without the fix, passes with it" (or what it did instead)."""
+    names = [text_line(name) for name in reproduction.get("tests") or []]
+    subject = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    one = len(names) == 1
+    fails, passes = ("fails", "passes") if one else ("fail", "pass")
+    without = fails if reproduction.get("failed_without_fix") else passes
+    with_fix = passes if reproduction.get("passed_with_fix") else fails
+    return f"{subject} {without} without the fix, {with_fix} with it"
 
 
 def run(root: Path | None = None, model: str | None = None, grace: float = 0.5) -> None:

@@ -4,6 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from evoagent.agent.terminal_text import one_line
+
+PHASE_LABELS = {
+    "baseline_tests": "baseline tests",
+    "compacting": "compacting context",
+    "model_check": "checking the model",
+    "model_call": "asking the model",
+    "workspace": "sandbox",
+    "restore": "restoring the saved change",
+}
+"""How a `Phase` event's name reads; other names read with spaces for underscores."""
+MODEL_NAMED = frozenset({"model_call"})
+"""Phases whose detail is the model's name, which the status bar already shows."""
+PHASE_MAX = 120
+"""Characters of a phase line at most (the bar cuts it further to fit)."""
+
 
 @dataclass(frozen=True)
 class StatusInfo:
@@ -23,6 +39,9 @@ class StatusInfo:
     """A request is running."""
     starting: bool = True
     """The session is still being opened."""
+    phase: str = ""
+    """The step a running request is in ("baseline tests: 12 passed", "locating"), from the
+    agent's `Phase` events; "" once the model answers or the request ends."""
 
     def with_(self, **changes) -> StatusInfo:
         return replace(self, **changes)
@@ -34,3 +53,11 @@ class StatusInfo:
     @property
     def cost_label(self) -> str:
         return "cost unknown" if self.cost_usd is None else f"${self.cost_usd:.4f}"
+
+
+def phase_line(name: str, detail: str = "") -> str:
+    """A `Phase` event as one terminal-safe line: "baseline tests: 12 passed", "locating"."""
+    label = PHASE_LABELS.get(name, name.replace("_", " "))
+    if name in MODEL_NAMED:
+        detail = ""
+    return one_line(f"{label}: {detail}" if detail else label, PHASE_MAX)

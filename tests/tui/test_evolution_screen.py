@@ -156,6 +156,10 @@ async def test_tree_details_diff_and_promotion(project, script, genome):
         assert f"+++ b/{SKILL_PATH}" in diff
         assert "+When a function clamps, test the value above the upper bound." in diff
         assert app.screen.request.title == f"Genome diff main → {ADMITTED}"
+        # Read-only: nothing to accept, reject, keep or commit in the footer.
+        shown = {b.binding.description for b in app.screen.active_bindings.values()
+                 if b.binding.show}
+        assert not shown & {"Accept", "Reject", "Keep", "Commit", "Hunk", "File"}
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.screen is screen, what="back")
 

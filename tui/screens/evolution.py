@@ -334,9 +334,8 @@ class EvolutionScreen(Screen):
         parent = (variant.parent if variant else None) or MAIN
         status = variant.status if variant else ""
         request = ReviewRequest(diff, title=f"Genome diff {parent} → {variant_id}",
-                                metadata={"status": status, "read-only": "nothing is applied"},
-                                key=variant_id)
-        # Read-only: whatever the review returns, nothing is applied.
+                                metadata={"status": status}, key=variant_id, read_only=True)
+        # Read-only: the review offers no decision, and nothing is applied.
         self.app.push_screen(ReviewScreen(request))
 
     # -- promote ----------------------------------------------------------------------

@@ -1,10 +1,11 @@
-"""Keys and slash commands."""
+"""Keys and slash commands, in a dialog that scrolls (keys, wheel) when the terminal is
+shorter than the text."""
 
 from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Markdown
 
@@ -18,6 +19,8 @@ KEYS = """\
 | Ctrl+T | cycle the approval mode (ask → auto-edits → full-auto) |
 | Ctrl+Z | undo the last accepted change |
 | F2 / F3 / F4 | memory / runs / evolution |
+| review: a · r · Esc | apply the selected hunks · reject · close without deciding (it stays pending) |
+| review: space · f · c · k · v | toggle the hunk · the file · also commit · keep as knowledge · split view |
 | memory: / · x | search · retract the selected knowledge (★) |
 | runs: Enter · r · g | review the patch · resume in the conversation · reload |
 | evolution: d · p · x | the variant's genome diff · promote (scores on test, asks) · reject |
@@ -36,7 +39,8 @@ class HelpScreen(ModalScreen[None]):
         known = SLASH_COMMANDS
         commands = "\n".join(f"| `{name}` | {text} |" for name, text in known.items())
         text = f"# Help\n\n{KEYS}\n| command | what |\n|---|---|\n{commands}\n"
-        with Vertical(id="help-dialog"):
+        # Focused (the only focusable): arrows, Page Up/Down, Home/End and the wheel scroll it.
+        with VerticalScroll(id="help-dialog"):
             yield Markdown(text)
 
     def action_close(self) -> None:

@@ -1,8 +1,9 @@
 """Review a patch file by file and hunk by hunk; the screen returns what was accepted.
 
 Generic on purpose: it takes a diff, a title, metadata and test lines, and dismisses with a
-`ReviewResult` (or None). The caller acts on it — the app applies the hunks to the working
-tree; the hyperagent can reuse it for genome diffs.
+`ReviewResult`, or None when closed without a decision (Escape: the change stays pending).
+The caller acts on it — the app applies the hunks to the working tree. A read-only review
+(the hyperagent's genome diffs) offers no deciding keys and always dismisses with None.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from ..widgets.hunk_view import HunkView
 
 WHOLE_FILE = ("added", "deleted")
 """Statuses whose file is one unit (its file id), not hunk by hunk."""
+DECIDING = frozenset({"accept", "reject", "keep", "toggle_hunk", "toggle_file", "toggle_commit"})
+"""The actions a read-only review leaves out (and out of its footer)."""
 
 
 @dataclass
@@ -33,6 +36,8 @@ class ReviewRequest:
     tests: list[str] = field(default_factory=list)
     key: str = ""
     """Passed back untouched (e.g. the run id)."""
+    read_only: bool = False
+    """Show the diff only: no accept, reject, keep, commit or hunk toggles."""
 
 
 @dataclass
@@ -74,7 +79,9 @@ class ReviewScreen(Screen[ReviewResult | None]):
     CSS_PATH = "review.tcss"
     BINDINGS = [
         Binding("a", "accept", "Accept", tooltip="Apply the selected hunks"),
-        Binding("r,escape", "reject", "Reject", tooltip="Apply nothing"),
+        Binding("r", "reject", "Reject", tooltip="Apply nothing"),
+        Binding("escape", "close", "Close",
+                tooltip="Close without deciding: the change stays pending"),
         Binding("k", "keep", "Keep", tooltip="Accept and keep the fix as knowledge (asks a note)"),
         Binding("space", "toggle_hunk", "Hunk", tooltip="Accept or reject the focused hunk"),
         Binding("f", "toggle_file", "File", tooltip="Accept or reject the focused file"),
@@ -110,7 +117,8 @@ class ReviewScreen(Screen[ReviewResult | None]):
             for file_id, file, hunks in self.units:
                 yield FileHeader(self._file_label(file), id=f"file-{file_id}")
                 for unit, header, text in hunks:
-                    yield HunkView(unit, file.path, header, text, split=self.split)
+                    yield HunkView(unit, file.path, header, text, split=self.split,
+                                   read_only=self.request.read_only)
         yield Footer()
 
     @staticmethod
@@ -140,11 +148,19 @@ class ReviewScreen(Screen[ReviewResult | None]):
                 out.setdefault(file_id, True)
         return out
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # False hides the binding from the footer too: a read-only review decides nothing.
+        return not (self.request.read_only and action in DECIDING)
+
     def _update_summary(self) -> None:
+        view = "split" if self.split else "unified"
+        if self.request.read_only:
+            self.summary.update(Text.assemble(("read-only", "bold"),
+                                              f": nothing is applied  ·  {view}"))
+            return
         decisions = self.decisions()
         kept = sum(decisions.values())
         commit = "on" if self.commit else "off"
-        view = "split" if self.split else "unified"
         self.summary.update(Text.assemble(
             (f"{kept}/{len(decisions)} accepted", "bold"), f"  ·  commit {commit}  ·  {view}"
         ))
@@ -233,3 +249,7 @@ class ReviewScreen(Screen[ReviewResult | None]):
     def action_reject(self) -> None:
         decisions = self.decisions()
         self.dismiss(ReviewResult(False, [], list(decisions), False, None, self.request.key))
+
+    def action_close(self) -> None:
+        """No decision: the caller leaves the change as it was before the review."""
+        self.dismiss(None)
