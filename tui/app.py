@@ -8,6 +8,7 @@ threads) to the screens: it receives the controller's messages, keeps the status
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -23,6 +24,7 @@ from textual.screen import Screen
 from .controller import SessionController, next_mode, one_line
 from .messages import (
     AgentEvent,
+    ConversationResumed,
     MemoryCount,
     MiningDone,
     MiningProgress,
@@ -99,9 +101,12 @@ class EvoApp(App):
         model: str | None = None,
         mode: str = "ask",
         mine_on_start: bool = True,
+        resume: str | None = None,
     ):
         super().__init__()
         self.controller = SessionController(self, root, model, mode, mine_on_start)
+        self.resume_on_start = resume
+        """A saved conversation to reopen once the session is ready ("" for the last one)."""
         self.status = StatusInfo(mode=mode)
         self._last_interrupt = 0.0
         self._request_base = (0, 0, 0.0)
@@ -162,7 +167,12 @@ class EvoApp(App):
         self.status = self.status.with_(model=message.model or None, mode=message.mode,
                                         isolated=message.isolated, starting=False)
         if message.model:
-            self.main.note(f"Ready: {message.model}. Ask for a change, or type /help.")
+            self.main.note(f"Ready: {message.model}. Ask for a change or a question, "
+                           "or type /help.")
+            if self.resume_on_start is not None:
+                chosen, self.resume_on_start = self.resume_on_start, None
+                self.status = self.status.with_(busy=True, phase="reopening the conversation")
+                self.controller.resume_conversation(chosen or None)
 
     @on(SessionUnavailable)
     def _session_unavailable(self, message: SessionUnavailable) -> None:
@@ -204,9 +214,11 @@ class EvoApp(App):
     async def ask_approval(self, event: Any) -> None:
         from .screens.approval import ApprovalScreen
 
-        allowed = await self.push_screen_wait(ApprovalScreen(event.action, event.detail))
-        event.answer(bool(allowed))
-        self.main.note(f"{'Allowed' if allowed else 'Denied'}: {event.action}")
+        choice = await self.push_screen_wait(ApprovalScreen.for_event(event))
+        event.answer(bool(choice), always=bool(getattr(choice, "always", False)))
+        said = ("Allowed always" if getattr(choice, "always", False)
+                else "Allowed" if choice else "Denied")
+        self.main.note(f"{said}: {event.action}")
 
     @on(RequestDone)
     def _request_done(self, message: RequestDone) -> None:
@@ -214,13 +226,26 @@ class EvoApp(App):
         self.status = self.status.with_(busy=False, phase="")
         self.main.show_outcome(outcome)
         self.refresh_status()
-        if outcome.patch.strip():
+        # An answer leaves the pending change as it was: nothing new to review.
+        if outcome.status != "answered" and outcome.patch.strip():
             self.review(self.review_request(outcome))
 
     @on(RequestFailed)
     def _request_failed(self, message: RequestFailed) -> None:
         self.status = self.status.with_(busy=False, phase="")
+        self.main.conversation.end_live()  # a command left "running" by the failed request
         self.main.note(f"Request failed: {message.error}", error=True)
+
+    @on(ConversationResumed)
+    async def _conversation_resumed(self, message: ConversationResumed) -> None:
+        saved = message.saved
+        self.status = self.status.with_(busy=False, phase="")
+        self.main.note(f"Resumed conversation {saved.id}: {len(saved.turns)} turn(s)"
+                       + (", a change pending (F3 opens it)" if saved.pending.strip() else ""))
+        for turn in saved.turns[-10:]:
+            await self.main.conversation.add_request(turn.request)
+            if turn.reply:
+                self.main.note(f"{turn.status}: {turn.reply}")
 
     def _mining_views(self) -> list[Any]:
         """The screens showing mining progress: the main one, and the no-model dialog that
@@ -253,7 +278,7 @@ class EvoApp(App):
 
     # -- flows ------------------------------------------------------------------------
 
-    def send_request(self, text: str) -> None:
+    def send_request(self, text: str, read_only: bool = False) -> None:
         if self.controller.running or self.status.busy:
             self.notify("A request is already running (Ctrl+C stops it).", severity="warning")
             return
@@ -263,7 +288,51 @@ class EvoApp(App):
         s = self.status
         self._request_base = (s.prompt_tokens, s.completion_tokens, s.cost_usd)
         self.status = s.with_(busy=True)
-        self.controller.ask(text)
+        self.controller.ask(text, read_only=read_only)
+
+    def new_conversation(self) -> None:
+        if self.controller.running or self.status.busy:
+            self.notify("A request is running (Ctrl+C stops it).", severity="warning")
+            return
+        try:
+            self.controller.new_conversation()
+        except Exception as exc:
+            self.main.note(f"evoagent: {one_line(exc)}", error=True)
+            return
+        self.main.note("New conversation: the next request starts afresh "
+                       "(the last one stays saved: /sessions).")
+
+    @work(group="conversations", exclusive=True)
+    async def show_conversations(self, chosen: str = "") -> None:
+        """/sessions lists saved conversations; /sessions ID reopens one."""
+        if chosen:
+            if self.controller.running or self.status.busy:
+                self.notify("A request is running (Ctrl+C stops it).", severity="warning")
+                return
+            self.status = self.status.with_(busy=True, phase="reopening the conversation")
+            self.controller.resume_conversation(chosen)
+            return
+        try:
+            saved = await asyncio.to_thread(self.controller.list_conversations)
+        except Exception as exc:
+            self.main.note(f"evoagent: {one_line(exc)}", error=True)
+            return
+        if not saved:
+            self.main.note("No saved conversations yet.")
+            return
+        lines = [f"{c.id}  {len(c.turns)} turn(s)  {one_line(c.title)[:60]}" for c in saved[:10]]
+        self.main.note("Saved conversations (/sessions ID reopens one):\n" + "\n".join(lines))
+
+    @work(group="compact", exclusive=True)
+    async def compact(self) -> None:
+        """/compact: summarize the older turns now."""
+        try:
+            event = await asyncio.to_thread(self.controller.compact)
+        except Exception as exc:
+            self.main.note(f"Not compacted: {one_line(exc)}", error=True)
+            return
+        if event is None:
+            self.main.note("Nothing to compact yet.")
 
     def review_request(self, run: Any) -> ReviewRequest:
         """A review of a run's patch (a RequestOutcome or a ResumedRun)."""
@@ -297,7 +366,9 @@ class EvoApp(App):
                            "rejected; F3 (runs) opens it again.")
             return
         if not result.accepted:
-            self.main.note("Rejected: nothing was applied.")
+            with contextlib.suppress(Exception):  # the run may be from a past conversation
+                await asyncio.to_thread(self.controller.discard, request.key)
+            self.main.note("Rejected: nothing was applied; the conversation goes on without it.")
             return
         try:
             accepted = await asyncio.to_thread(
@@ -519,7 +590,8 @@ def reproduction_line(reproduction: dict[str, Any]) -> str:
     return f"{subject} {without} without the fix, {with_fix} with it"
 
 
-def run(root: Path | None = None, model: str | None = None, grace: float = 0.5) -> None:
+def run(root: Path | None = None, model: str | None = None, grace: float = 0.5,
+        resume: str | None = None) -> None:
     """Run the app; on quit, give background threads `grace` seconds, then exit.
 
     A thread may still be importing litellm, mining, or winding down a cancelled request.
@@ -530,7 +602,7 @@ def run(root: Path | None = None, model: str | None = None, grace: float = 0.5) 
     import sys
     import threading
 
-    app = EvoApp(root=root, model=model)
+    app = EvoApp(root=root, model=model, resume=resume)
     # Our own loop: `asyncio.run` would wait for every worker thread at exit.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)

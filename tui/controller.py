@@ -198,6 +198,9 @@ class SessionController:
     def list_conversations(self) -> list[Any]:
         return self._require().conversations.list()
 
+    def compact(self) -> Any:
+        return self._require().compact()
+
     def discard(self, run_id: str) -> None:
         """The person rejected the run's change: the conversation goes on without it."""
         self._require().discard(run_id)

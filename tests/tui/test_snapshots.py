@@ -17,7 +17,6 @@ from evoagent.tui.screens.no_model import NoModelScreen
 from evoagent.tui.screens.review import ReviewRequest, ReviewScreen
 from evoagent.tui.screens.runs import RunsScreen
 from evoagent.tui.widgets.tool_call import ToolCallView
-from textual.widgets import Input
 
 BLANK_CONTEXT = " "  # a context line for an empty line: one space
 PATCH = f"""diff --git a/calc.py b/calc.py
@@ -61,7 +60,7 @@ async def settle(pilot, condition, timeout: float = 60.0) -> None:
 async def steady(pilot) -> None:
     """Layout and scrolling settled, no blinking cursors, no toasts: only content."""
     app = pilot.app
-    for field in app.screen.query(Input):
+    for field in app.screen.query("Input, TextArea"):
         field.cursor_blink = False
     app.clear_notifications()
     # Diff views and Markdown finish their layout a few frames after mounting: wait until

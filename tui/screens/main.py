@@ -54,6 +54,8 @@ class MainScreen(Screen):
         await self.conversation.add_event(event)
 
     def show_outcome(self, outcome: Any) -> None:
+        if outcome.status == "answered":
+            return  # the reply is in the conversation already; nothing to review
         files = len(outcome.files)
         text = f"Run {outcome.run_id}: {outcome.status}"
         if outcome.patch.strip():
@@ -116,6 +118,19 @@ class MainScreen(Screen):
             app.action_show_runs()
         elif command == "/evolve":
             app.action_show_evolution()
+        elif command == "/ask":
+            if not arg:
+                self.note("/ask QUESTION: the agent reads the code and answers; nothing changes",
+                          error=True)
+                return
+            await self.conversation.add_request(f"/ask {arg}")
+            app.send_request(arg, read_only=True)
+        elif command == "/new":
+            app.new_conversation()
+        elif command == "/sessions":
+            app.show_conversations(arg)
+        elif command == "/compact":
+            app.compact()
         else:
             known = ", ".join(SLASH_COMMANDS)
             self.note(f"unknown command {command}: try {known}", error=True)

@@ -33,6 +33,10 @@ SLASH_COMMANDS = {
     "/recall": "/recall QUERY: search memories and knowledge",
     "/runs": "past runs",
     "/evolve": "the hyperagent's variants: diff, promote, roll back",
+    "/ask": "/ask QUESTION: answer from the code, change nothing",
+    "/new": "start a new conversation (this one stays saved)",
+    "/sessions": "saved conversations; /sessions ID reopens one",
+    "/compact": "summarize older turns to free the model's context",
 }
 
 NEWLINE_KEYS = frozenset({"shift+enter", "ctrl+j", "alt+enter"})
