@@ -57,6 +57,7 @@ async def test_first_run_mining_stays_in_sight_over_the_no_model_dialog(project)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, NoModelScreen), what="no-model")
         dialog = app.screen
+        await wait_for(pilot, lambda: dialog.query(MiningBar), what="the dialog's bar")
         app.post_message(MiningProgress(40, 120))  # as the controller posts it
         bar = dialog.query_one(MiningBar)
         await wait_for(pilot, lambda: bar.display and bar.region.height, what="dialog bar")
