@@ -160,7 +160,8 @@ class Conversation:
         """The deliverable change since the base (after the patch policy)."""
         if self.solver is None:
             return ""
-        return self.solver.review(self.workspace.checkpoint("evoagent pending")).kept
+        return self.solver.review(self.workspace.checkpoint("evoagent pending",
+                                                            allow_empty=False)).kept
 
     def rebase(self, accepted: str, note: str) -> None:
         """The person decided on the pending change: `accepted` (maybe "") went to their

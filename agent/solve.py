@@ -201,7 +201,8 @@ class Solver:
     def baseline(self) -> TestRun | None:
         """The tests on the unchanged base, run once (the first time a verdict needs them)."""
         if not self._before_known:
-            here = self.workspace.checkpoint("evoagent before the baseline tests")
+            here = self.workspace.checkpoint("evoagent before the baseline tests",
+                                             allow_empty=False)
             self._before = (self.decide("", restore=here) if here != self.workspace.base
                             else self.run_tests())
             self._before_known = True
@@ -223,7 +224,7 @@ class Solver:
         loop = self.loop
         assert loop is not None, "begin() first"
         loop.messages.append({"role": "user", "content": message})
-        start = self.workspace.checkpoint("evoagent turn start")
+        start = self.workspace.checkpoint("evoagent turn start", allow_empty=False)
         if read_only:
             return self._answer_only(start)
         loop_settings = self.genome.settings.loop

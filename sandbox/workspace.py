@@ -167,9 +167,13 @@ class Workspace:
     def head(self) -> str:
         return self.git("rev-parse", "HEAD").strip()
 
-    def checkpoint(self, message: str) -> str:
-        """Commit everything in the workspace (no hooks, no signing, fixed identity); the sha."""
+    def checkpoint(self, message: str, allow_empty: bool = True) -> str:
+        """Commit everything in the workspace (no hooks, no signing, fixed identity); the sha.
+        `allow_empty=False` commits only when the tree changed since HEAD (else HEAD): the
+        agent reads this history, and bookkeeping commits would only puzzle it."""
         self.git("add", "-A")
+        if not allow_empty and not self.git("diff", "--cached", "--name-only", "HEAD").strip():
+            return self.head()
         self.git("commit", "-q", "--no-verify", "--allow-empty", "-m", message)
         return self.head()
 
