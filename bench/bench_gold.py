@@ -2,8 +2,11 @@
 by a scripted model through the agent's write/edit tools, must end `fixed`; a model that
 finishes at once without a change must end `not_fixed`.
 
-    .venv/bin/python bench/bench_gold.py --work DIR [--repo PATH ...] [--last N] [--runs 3]
-        [--max-tasks K] [--no-independent]
+    .venv/bin/python bench/bench_gold.py --work DIR [--repo PATH ...] [--last [NAME=]N ...]
+        [--runs 3] [--max-tasks [NAME=]K ...] [--no-independent]
+
+`--last` and `--max-tasks` take one figure for every project or `NAME=N` for one (the
+clone's directory name: flask, click, itsdangerous); both repeat.
 
 For each project (by default pallets/flask, pallets/click and pallets/itsdangerous from the
 local mirrors under /work/.mirror; `--repo PATH`, repeatable, names other checkouts instead)
@@ -26,16 +29,22 @@ A person's checkout is only cloned from, never changed. A clone and venv already
      own edits (`edit` blocks where each block is unique, `write` for new files and
      otherwise, `run rm` for deleted files), then calls `finish`; it must end `fixed`,
      exit 0, on its first attempt, whenever the task's tests are deterministic (no flaky
-     test);
+     test) and the patch policy decides on all of it. A gold patch with sections the
+     policy leaves out of the verdict (agent/patch_policy.py's `review_patch` with the
+     clone's live genome policy: test infrastructure such as conftest.py or pytest's
+     configuration, or a section it drops) "needs a test-infrastructure change": its deciding
+     run lacks that change by design, so the task is run and its status shown in a column
+     of its own, never counted as a failure of the gold check;
    - no-op: the policy calls `finish` at once, every time; it must end `not_fixed`, exit 1,
      with an empty patch, every refinement prompt saying it finished without a change.
    The clone goes back to its branch after each run (`git checkout -f`, `git clean -fdq`
    keeping .venv and .evoagent).
 
 Prints a table per project and exits 1 when a deterministic task's gold run does not end
-`fixed` or a no-op run does not end `not_fixed`, saying why (report.json's status, tests and
-error, and the refinement prompts the policy was sent). Figures only; nothing here asserts a
-time.
+`fixed` (test-infrastructure tasks aside) or a no-op run does not end `not_fixed`, saying why
+(report.json's status, tests and error, and the refinement prompts the policy was sent).
+Stopped by SIGTERM or SIGINT (`timeout`), it prints the table of what it finished first.
+Figures only; nothing here asserts a time.
 """
 
 from __future__ import annotations
@@ -46,10 +55,12 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import time
 import tomllib
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,6 +75,12 @@ NO_CHANGE = "You finished without a change"
 """How the refine prompt (.agent-template/prompts/refine.j2) opens for situation no_change."""
 KEEP = ("-e", ".venv", "-e", ".evoagent")
 """What `git clean` leaves in a clone: its venv and evoagent's state."""
+
+LEGEND = """(*) A task whose gold patch has sections the patch policy leaves out of the verdict (test
+    infrastructure: conftest.py, pytest's configuration, ...; or dropped sections) needs a
+    test-infrastructure change: the deciding run lacks it by design, so its gold run is
+    expected not to end `fixed`. Its status is shown here; it is not counted in "gold fixed /
+    deterministic" and is not a failure. Its no-op run is checked like any other."""
 
 POLICY_SOURCE = '''"""bench_gold policy: replays the plan beside this file, one tool call per reply, then
 finishes; answers every refinement prompt with `finish` and logs it beside this file."""
@@ -379,6 +396,41 @@ def patch_paths(patch: str) -> list[str]:
     return [section.path for section in file_sections(patch)]
 
 
+def live_policy(project: Project):
+    """The patch policy `evoagent fix` in the clone decides with: its live genome's
+    (`.evoagent/agent`, made from the template the way the first fix makes it)."""
+    from evoagent.agent.genome import Genome, init_genome
+
+    path = project.clone / ".evoagent" / "agent"
+    init_genome(path)
+    return Genome.load(path).policy
+
+
+def left_out_of_verdict(project: Project, task, gold_files: list[str], policy) -> list[str]:
+    """The gold patch's sections the patch policy keeps out of the deciding run (test
+    infrastructure) or out of the patch (dropped), each "path: reason"; empty when all of it
+    decides. The patch is the one the agent's workspace would show for the gold edits: `git
+    diff` P..C on the gold files, judged against P's files from git objects, as solve.py's
+    `review` does."""
+    from evoagent.agent.patch_policy import review_patch
+    from evoagent.agent.solve import base_reader
+
+    diff = git(project.clone, "diff", "--binary", "--no-color", "--no-ext-diff", "--no-textconv",
+               "--src-prefix=a/", "--dst-prefix=b/", task.base_commit, task.commit,
+               "--", *gold_files)
+
+    def read(*args: str) -> str:
+        from evoagent.sandbox.workspace import GitError
+
+        proc = run(["git", "-C", str(project.clone), *args])
+        if proc.returncode != 0:
+            raise GitError(proc.stderr.strip()[:200])
+        return proc.stdout
+
+    review = review_patch(diff, policy, *base_reader(read, task.base_commit))
+    return [str(c) for c in review.infrastructure] + [f"{d} (dropped)" for d in review.dropped]
+
+
 # ---------------------------------------------------------------------------------------
 # The fix runs.
 
@@ -512,7 +564,10 @@ class Figures:
     mined: Mined
     agreement: Agreement | None
     deterministic: int = 0
+    """Tasks the gold check counts: no flaky test, no section left out of the verdict."""
     gold_fixed: int = 0
+    infrastructure: list[str] = field(default_factory=list)
+    """Gold statuses of the tasks that need a test-infrastructure change (not counted)."""
     noop_ok: int = 0
     tasks_run: int = 0
     gold_seconds: float = 0.0
@@ -521,15 +576,23 @@ class Figures:
     notes: list[str] = field(default_factory=list)
 
 
-def bench_project(project: Project, args, last: int, work: Path) -> Figures:
+def bench_project(project: Project, args, last: int, work: Path,
+                  done: list[Figures]) -> None:
+    """Mine, validate independently and run fix on `project`, its Figures appended to `done`
+    as soon as mining is over and filled in as runs finish (so a stop still shows them)."""
     print(f"== {project.name}: mining the newest {last} commits", flush=True)
     mined = mine(project, last, args.runs)
     figures = Figures(project, last, mined, None)
+    done.append(figures)
     print(f"   {mined.report['candidates']} candidates, {len(mined.tasks)} tasks in"
           f" {mined.wall:.0f}s", flush=True)
     if not args.no_independent:
         figures.agreement = independent(project, mined, last, args.run_timeout)
-    tasks = mined.tasks[: args.max_tasks] if args.max_tasks else mined.tasks
+        print(f"   independent validation: {figures.agreement.validated} candidates in"
+              f" {figures.agreement.seconds:.0f}s", flush=True)
+    most = per_project(args.max_tasks, project.name, 0)
+    tasks = mined.tasks[:most] if most else mined.tasks
+    policy = live_policy(project)
     for task in tasks:
         gold_files = patch_paths(task.patch) + patch_paths(task.test_patch)
         calls = gold_calls(project.clone, task.base_commit, task.commit, gold_files)
@@ -537,27 +600,37 @@ def bench_project(project: Project, args, last: int, work: Path) -> Figures:
         if isinstance(calls, str):
             figures.notes.append(f"{label}: skipped, {calls}")
             continue
-        figures.tasks_run += 1
+        left_out = left_out_of_verdict(project, task, gold_files, policy)
         scratch = work / "policies" / project.name / task.id
         gold = fix_run(project, task, "gold", calls, scratch)
         noop = fix_run(project, task, "noop", [], scratch)
+        figures.tasks_run += 1
         figures.gold_seconds += gold.seconds
         figures.noop_seconds += noop.seconds
-        deterministic = not task.flaky
-        figures.deterministic += deterministic
         problem = gold_problem(gold, gold_files)
-        figures.gold_fixed += deterministic and not problem
-        if problem and deterministic:
-            figures.failures.append(f"{label} gold: {problem}: {gold.why()}")
-        elif problem:
-            figures.notes.append(f"{label} gold (flaky {task.flaky[:2]}): {problem}")
+        if left_out:
+            # Expected not to be fixed: the deciding run lacks the change its tests need.
+            figures.infrastructure.append(gold.status)
+            figures.notes.append(
+                f"{label} needs a test-infrastructure change (left out of the verdict:"
+                f" {'; '.join(left_out)}): gold {gold.status}"
+                + (f" ({problem}), run {gold.run_dir}" if problem else ", fixed without it")
+            )
+        elif task.flaky:
+            if problem:
+                figures.notes.append(f"{label} gold (flaky {task.flaky[:2]}): {problem}")
+        else:
+            figures.deterministic += 1
+            figures.gold_fixed += not problem
+            if problem:
+                figures.failures.append(f"{label} gold: {problem}: {gold.why()}")
         problem = noop_problem(noop)
         figures.noop_ok += not problem
         if problem:
             figures.failures.append(f"{label} no-op: {problem}: {noop.why()}")
-        print(f"   {label}: gold {gold.status} ({gold.seconds:.0f}s),"
+        infra = " [needs test-infrastructure change]" if left_out else ""
+        print(f"   {label}: gold {gold.status} ({gold.seconds:.0f}s){infra},"
               f" no-op {noop.status} ({noop.seconds:.0f}s)", flush=True)
-    return figures
 
 
 def print_table(all_figures: list[Figures]) -> None:
@@ -580,9 +653,14 @@ def print_table(all_figures: list[Figures]) -> None:
             ]
         else:
             rows.append(("tasks evoagent", str(len(m.tasks))))
+        flaky = f.tasks_run - f.deterministic - len(f.infrastructure)
+        statuses = ", ".join(f"{n} {s}" for s, n in sorted(Counter(f.infrastructure).items()))
         rows += [
+            ("fix runs", f"{f.tasks_run} tasks of {len(m.tasks)}"),
             ("gold fixed / deterministic", f"{f.gold_fixed} / {f.deterministic}"
-             f"  ({f.tasks_run - f.deterministic} with flaky tests)"),
+             f"  ({flaky} with flaky tests)"),
+            ("needs test-infra change (*)", f"{len(f.infrastructure)}"
+             + (f"  (gold: {statuses})" if statuses else "")),
             ("no-op not_fixed", f"{f.noop_ok} / {f.tasks_run}"),
         ]
         per = m.report.get("seconds_per_candidate")
@@ -601,6 +679,35 @@ def print_table(all_figures: list[Figures]) -> None:
         for failure in f.failures:
             print(f"  FAIL: {one_line(failure)[:1500]}")
         print()
+    print(LEGEND)
+
+
+class Stopped(Exception):
+    """SIGTERM (from `timeout`): stop, print what was finished."""
+
+
+def _stop(signum, frame) -> None:
+    signal.signal(signum, signal.SIG_IGN)  # a second one must not cut the table short
+    raise Stopped(signal.Signals(signum).name)
+
+
+def figure_for(text: str) -> tuple[str, int]:
+    """`N` (every project, name "") or `NAME=N` (one project)."""
+    name, _, value = text.rpartition("=")
+    try:
+        figure = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not N or NAME=N: {text!r}") from None
+    if figure < 0:
+        raise argparse.ArgumentTypeError(f"negative: {text!r}")
+    return name, figure
+
+
+def per_project(figures: list[tuple[str, int]], name: str, default: int) -> int:
+    """The figure given for project `name`, else the one for every project, else `default`;
+    the last one given wins."""
+    found = {n: f for n, f in figures}
+    return found.get(name, found.get("", default))
 
 
 def main() -> None:
@@ -612,12 +719,15 @@ def main() -> None:
     parser.add_argument("--repo", type=Path, action="append",
                         help="A checkout (or bare repository) to clone; repeatable. Default: "
                         + ", ".join(DEFAULT_PROJECTS) + " from " + str(MIRRORS))
-    parser.add_argument("--last", type=int,
-                        help="Commits to mine per project (default: per project, "
+    parser.add_argument("--last", type=figure_for, action="append", default=[],
+                        help="Commits to mine: N for every project or NAME=N for one; "
+                        "repeatable (default: per project, "
                         + ", ".join(f"{k} {v}" for k, v in DEFAULT_LAST.items())
                         + "; 150 otherwise).")
     parser.add_argument("--runs", type=int, default=3, help="`tasks mine --runs`.")
-    parser.add_argument("--max-tasks", type=int, help="Run fix on at most K tasks per project.")
+    parser.add_argument("--max-tasks", type=figure_for, action="append", default=[],
+                        help="Run fix on at most K tasks: K for every project or NAME=K for "
+                        "one; repeatable (default: all; 0 is all).")
     parser.add_argument("--run-timeout", type=float, default=900.0,
                         help="Seconds per independent pytest run.")
     parser.add_argument("--no-independent", action="store_true",
@@ -630,11 +740,18 @@ def main() -> None:
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    all_figures = []
-    for source in sources:
-        project = prepare(source, work)
-        last = args.last or DEFAULT_LAST.get(project.name, 150)
-        all_figures.append(bench_project(project, args, last, work))
+    all_figures: list[Figures] = []
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        for source in sources:
+            project = prepare(source, work)
+            last = per_project(args.last, project.name, DEFAULT_LAST.get(project.name, 150))
+            bench_project(project, args, last, work, all_figures)
+    except (Stopped, KeyboardInterrupt) as exc:
+        print_table(all_figures)
+        raise SystemExit(f"stopped ({exc or 'interrupted'}) after"
+                         f" {time.monotonic() - started:.0f}s: the figures above are partial"
+                         ) from None
     print_table(all_figures)
     print(f"total {time.monotonic() - started:.0f}s")
     failures = sum(len(f.failures) for f in all_figures)
