@@ -5,16 +5,12 @@ for real from a small history; `tasks mine --ratios` moves them between splits."
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 from cli_helpers import run_main
+from split_history import build, mine
 
-PYTEST = f"{sys.executable} -m pytest"
-VENV = str(Path(sys.prefix)) if sys.prefix != sys.base_prefix else None
-CALC = "def add(a, b):\n    return a + b\n"
-TEST_CALC = "import calc\n\n\ndef test_add():\n    assert calc.add(2, 3) == 5\n"
 POLICY = '''
 def respond(messages, tools):
     with open({log!r}, "a") as handle:
@@ -22,25 +18,6 @@ def respond(messages, tools):
     return {{"tool_calls": [{{"name": "finish", "arguments": {{"summary": "done"}}}}]}}
 '''
 RESPLIT = "or change the split with `evoagent tasks mine --ratios TRAIN,VAL,TEST`"
-
-
-def build(git_repo, fixes: int) -> None:
-    """The root, then per fix: a function that is wrong, then its fix with a test."""
-    git_repo.commit("Initial calc", {"calc.py": CALC, "tests/test_calc.py": TEST_CALC})
-    calc, tests = CALC, TEST_CALC
-    for n in range(fixes):
-        calc += f"\n\ndef f{n}(x):\n    return x\n"
-        git_repo.commit(f"Add f{n}", {"calc.py": calc})
-        calc = calc.replace(f"def f{n}(x):\n    return x", f"def f{n}(x):\n    return x + 1")
-        tests += f"\n\ndef test_f{n}():\n    assert calc.f{n}(1) == 2\n"
-        git_repo.commit(f"Fix f{n}", {"calc.py": calc, "tests/test_calc.py": tests})
-
-
-def mine(repo: Path, monkeypatch, capsys, ratios: str) -> None:
-    args = ["tasks", "mine", "--test-command", PYTEST, "--per-test-timeout", "5", "--runs", "1",
-            "--ratios", ratios, *(["--venv", VENV] if VENV else [])]
-    code, _, err = run_main(repo, monkeypatch, capsys, *args)
-    assert code == 0, err
 
 
 @pytest.fixture
