@@ -89,6 +89,9 @@ class RunControls:
     """Where the run record goes (default `.evoagent/runs`)."""
     stream: bool = True
     """Stream model replies (a front end shows them as they come); a benchmark does not."""
+    mcp: bool = False
+    """Offer MCP servers' tools (the app and ACP; never fix, bench, evolve or the safety
+    scenarios, whose runs must not depend on the person's servers)."""
 
 
 @dataclass
@@ -145,6 +148,7 @@ class Conversation:
     _tools_ctx: Any = field(default=None, init=False)
     _knowledge_used: list[str] = field(default_factory=list, init=False)
     _note: str = field(default="", init=False)
+    _mcp: Any = field(default=None, init=False)
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -186,6 +190,9 @@ class Conversation:
 
     def close(self) -> None:
         """Remove the workspace (the run records and the saved conversation stay)."""
+        if self._mcp is not None:
+            self._mcp.close()
+            self._mcp = None
         if self.workspace is not None:
             self.workspace.remove()
             self.workspace = None
@@ -247,6 +254,15 @@ class Conversation:
         tools_ctx.approve = controls.approve
         tools_ctx.extra_tools, hooks = genome_code.for_run(genome, runner, workspace.path,
                                                            first_request)
+        if controls.mcp and genome.policy.mcp:
+            from .mcp_config import load_servers
+            from .mcp_tools import open_mcp
+
+            # Warnings are phases, never stderr: the app owns the terminal.
+            def warn(line: str) -> None:
+                self._publish(Phase("mcp", line))
+
+            self._mcp = open_mcp(load_servers(ctx.root, warn), runner, workspace.path, warn)
         # Native tool calling is decided in `_begin`: asking litellm imports it, and that
         # import (seconds) runs meanwhile in the warm-up thread, beside the baseline tests.
         solver = Solver(workspace, runner, llm, genome, tools_ctx, self._publish, test_command,
@@ -255,6 +271,7 @@ class Conversation:
         tools_ctx.run_tests = lambda ids: _tests_text(solver.run_tests(ids))
         self.solver = solver
         if restore:
+            self._add_mcp_tools()
             solver.native_tools = supports_native_tools(self.model_name)
             solver.begin(str(restore[0].get("content") or ""), self.conversational)
             solver.loop.messages[:] = restore
@@ -269,13 +286,13 @@ class Conversation:
         """The system prompt and the loop, once the first request's evidence is known."""
         genome, tools_ctx, solver = self.genome, self._tools_ctx, self.solver
         assert genome is not None and solver is not None
+        offered = self._add_mcp_tools()
         native = solver.native_tools = supports_native_tools(self.model_name)
         system = genome.render(
             "system",
             tools=[{"name": s["function"]["name"], "description": s["function"]["description"]}
-                   for s in tool_schemas(genome.tools, tools_ctx.extra_tools)] if native else [],
-            tool_protocol="" if native else text_protocol_help(genome.tools,
-                                                               tools_ctx.extra_tools),
+                   for s in tool_schemas(offered, tools_ctx.extra_tools)] if native else [],
+            tool_protocol="" if native else text_protocol_help(offered, tools_ctx.extra_tools),
             project_instructions=project_instructions(self.workspace.path),
             skills=genome.skills_index(),
             repo_map=tools_ctx.repo_map(
@@ -283,6 +300,15 @@ class Conversation:
             conversation=self.conversational,
         )
         solver.begin(system, self.conversational)
+
+    def _add_mcp_tools(self) -> list[str]:
+        """The MCP servers' tools join the run's tools (waits, at most the start timeout,
+        for servers still starting); the names offered to the model."""
+        assert self.genome is not None and self.solver is not None
+        mcp = self._mcp.tools() if self._mcp is not None else {}
+        self._tools_ctx.extra_tools = {**self._tools_ctx.extra_tools, **mcp}
+        self.solver.extra_tool_names = sorted(mcp)
+        return [*self.genome.tools, *sorted(mcp)]
 
     def _baseline_phase(self, run: Any) -> None:
         if run is None:

@@ -132,6 +132,9 @@ class Policy(BaseModel, extra="forbid"):
     genome_code: bool = False
     """Whether the genome's Python tools and hooks may run at all (in the sandbox). Off when
     absent: a policy written before genome code existed never allowed it."""
+    mcp: bool = False
+    """Whether the person's MCP servers (and the repository's they approved) are offered as
+    tools in conversations. Off when absent; turning it on is a loosening only a person makes."""
 
     def allows_tool(self, name: str) -> bool:
         return name in self.tools
@@ -153,6 +156,8 @@ class Policy(BaseModel, extra="forbid"):
         found += [f"protected {g!r} removed" for g in self.protected if g not in candidate.protected]
         if candidate.genome_code and not self.genome_code:
             found.append("genome code turned on")
+        if candidate.mcp and not self.mcp:
+            found.append("MCP servers turned on")
         return found
 
 

@@ -244,7 +244,7 @@ class Session:
 
     def _start_conversation(self, saved: SavedConversation | None = None) -> Conversation:
         controls = RunControls(approve=self.approver.approve, should_stop=self._cancel.is_set,
-                               on_sandbox=self._on_sandbox)
+                               on_sandbox=self._on_sandbox, mcp=True)
         conversation = Conversation(self.ctx, self.model, self.emit, controls,
                                     conversational=True, on_turn_end=self._save)
         if saved is not None:
@@ -271,13 +271,16 @@ class Session:
         except OSError as exc:  # a full disk must not lose the turn's result
             self.emit(Message(f"(the conversation could not be saved: {exc})"))
 
-    def new_conversation(self) -> None:
+    def new_conversation(self, conversation_id: str = "") -> None:
         """Forget the current conversation (it stays saved) and its workspace; the next
-        request starts a new one."""
+        request starts a new one, saved under `conversation_id` when given (a front end that
+        names its sessions, as ACP does), else under its first run's id."""
         self._require_idle()
         if self._conversation is not None:
             self._conversation.close()
         self._conversation = self._saved = None
+        if conversation_id:
+            self._start_conversation().id = conversation_id
 
     def resume_conversation(self, conversation_id: str | None = None) -> SavedConversation:
         """Reopen a saved conversation (the last one when no id): its messages, and its

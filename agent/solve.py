@@ -130,6 +130,8 @@ class Solver:
     """Passed to the loop: a front end's cancel (raises loop.Cancelled out of `solve`)."""
     hooks: GenomeHooks | None = None
     """The genome's hooks for this run (genome_code.for_run); None when it has none."""
+    extra_tool_names: list[str] = field(default_factory=list)
+    """Tools offered beyond the genome's (MCP servers'); set before `begin`."""
     on_baseline: Callable[[TestRun | None], None] | None = None
     """Told the baseline tests' outcome once they ran (a front end's phase line)."""
 
@@ -191,7 +193,8 @@ class Solver:
         loop_settings = self.genome.settings.loop
         self.loop = AgentLoop(
             self.model, self.ctx,
-            LoopConfig(list(self.genome.tools), loop_settings.max_steps, self.native_tools,
+            LoopConfig([*self.genome.tools, *self.extra_tool_names], loop_settings.max_steps,
+                       self.native_tools,
                        conversational=conversational),
             self.emit, [{"role": "system", "content": system_prompt}],
             should_stop=self.should_stop, hooks=self.hooks,

@@ -45,9 +45,12 @@ VERIFIED_FLOORS = {
     # <1.83.7: streamed tool calls end "stop"; 1.83.x pins click 8.1.8
     "litellm": "1.84",
     "jinja2": "3.1.6",  # what litellm 1.84 requires
-    "pydantic": "2.10",  # older ones warn about lancedb's model_name field in every command
+    # older ones warn about lancedb's model_name field in every command; mcp 2.0 needs 2.12
+    "pydantic": "2.12",
     "textual": "8.2.5",  # what textual-diff-view 0.1.5 requires
     "textual-diff-view": "0.1.5",  # 0.1.2: SyntaxError on 3.11; <0.1.5: other review layout
+    "agent-client-protocol": "0.7",  # 0.6: no run_agent / spawn_agent_process (snake_case API)
+    "mcp": "2.0",  # 1.x: other field names, error class and server class (FastMCP)
     # test extra
     "pytest": "8",
     "pytest-xdist": "3.5",

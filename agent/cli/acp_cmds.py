@@ -1,0 +1,27 @@
+"""`evoagent acp`: serve the Agent Client Protocol on stdio for an editor (agent/acp_server.py)."""
+
+from __future__ import annotations
+
+import click
+
+MODES = click.Choice(["ask", "auto_edits", "full_auto"])
+"""agent/approval.py's ApprovalMode values (not imported: `evoagent --help` stays cheap)."""
+
+
+@click.command()
+@click.option("--model", "-m", metavar="MODEL",
+              help="Any litellm model name (default: the repository's configured model).")
+@click.option("--mode", type=MODES, default="ask", show_default=True,
+              help="Approval mode of new sessions; the client can switch it per session.")
+def acp(model: str | None, mode: str) -> None:
+    """Serve the Agent Client Protocol on stdin/stdout, for editors such as Zed.
+
+    Each ACP session is a conversation in its working directory's repository: changes are
+    made and tested in a sandbox and shown as diffs; /accept applies one to your files.
+    """
+    from ..acp_server import serve
+
+    serve(model, mode)
+
+
+COMMANDS = [acp]
