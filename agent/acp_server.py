@@ -416,6 +416,9 @@ def _closing_line(outcome: Any) -> str:
         passed, failed = (len(tests.get(k) or []) for k in ("passed", "failed"))
         counts = f"; tests: {passed} passed, {failed} failed"
     lead = f"{summary}\n\n" if summary else "\n\n"
+    error = outcome.report.get("error") if isinstance(outcome.report, dict) else None
+    if error:  # the model failed mid-turn: its best attempt is what is pending
+        lead += f"The model failed: {one_line(str(error), 300)}\n"
     return (f"{lead}Status: {outcome.status}{counts}. The change is pending: /accept applies "
             "it to your files, /reject drops it.")
 

@@ -34,7 +34,7 @@ from .events import (
     ToolCall,
     ToolResult,
 )
-from .terminal_text import one_line
+from .terminal_text import one_line, terminal_safe
 
 TOOL_KINDS = {
     "read": "read", "repo_map": "read", "outline": "read", "load_skill": "read",
@@ -155,9 +155,12 @@ class UpdateMapper:
             before.append(acp.start_tool_call(call_id, one_line(event.action, 60),
                                               kind=_approval_kind(event.action),
                                               status="pending"))
-        title = one_line(f"{event.action}: {event.detail}", 200)
+        # A short title (clients rename the tool call with it); the whole detail (a diff,
+        # a command) goes in the content.
+        title = one_line(f"{event.action}: {event.detail.splitlines()[0] if event.detail else ''}",
+                         120)
         if event.notice:
-            title = one_line(f"{title} ({event.notice})", 300)
+            title = one_line(f"{title} ({event.notice})", 240)
         options = [PermissionOption(option_id=ALLOW_ONCE, name="Allow once", kind="allow_once")]
         if event.remember:
             options.append(PermissionOption(
@@ -165,7 +168,9 @@ class UpdateMapper:
                 kind="allow_always"))
         options.append(PermissionOption(option_id=REJECT, name="Reject", kind="reject_once"))
         tool_call = ToolCallUpdate(tool_call_id=call_id, title=title,
-                                   kind=_approval_kind(event.action), status="pending")
+                                   kind=_approval_kind(event.action), status="pending",
+                                   content=[_text(terminal_safe(event.detail)[:20_000])]
+                                   if event.detail else None)
         return before, tool_call, options
 
     def change(self, run_id: str, patch: str) -> Any:

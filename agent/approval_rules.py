@@ -13,6 +13,13 @@ when `pytest` is allowed always. Unquoted globs are tolerated only where the fil
 they may become cannot matter: after a rule's prefix, and for readers without dangerous
 options (`grep x *.py`).
 
+An MCP tool call is asked as the command `mcp server__tool {json arguments}`
+(agent/mcp_tools.py); "allow always" remembers that one tool (`server__tool`), never its
+server or all of MCP. The run tool may be handed the very same text as a shell command, so
+an MCP rule covers only text bash would run as the program `mcp` and nothing else: the
+exact form the MCP tool writes, without a `$` or a backquote (the only characters that
+expand inside the JSON's strings, which bash reads as double-quoted words).
+
 Rules live in `.evoagent/approvals.json`, the person's own file (state.py refuses a
 repository that commits anything under `.evoagent/` but config.toml): written atomically,
 read defensively. A damaged file means no rules and one warning; it is moved aside, never
@@ -39,6 +46,14 @@ MAX_FILE_BYTES = 256 * 1024
 
 TOOLS_ALLOWED_ALWAYS = ("edit", "write")
 """The actions besides commands that a rule may cover."""
+
+MCP = "mcp"
+"""The action of a rule for one MCP tool; its one word is the tool's `server__tool` name."""
+_MCP_TOOL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*__[A-Za-z0-9_-]+")
+_MCP_TOOL_CHARS = 64
+"""Longest `server__tool` name (what model APIs take as a function name)."""
+_EXPANDS_IN_QUOTES = set("$`")
+"""What bash expands inside double quotes (history expansion `!` is off in scripts)."""
 
 _UNQUOTED_SPECIAL = set(";&|<>()$`\\{}!")
 """Outside quotes: operators, redirections, expansions, escapes, brace lists, negation."""
@@ -174,6 +189,24 @@ def _abbreviates(arg: str, options: tuple[str, ...]) -> bool:
     return any(o.startswith(name) or name.startswith(o) for o in options)
 
 
+def mcp_tool_called(detail: str) -> str | None:
+    """The `server__tool` of an MCP tool call's approval detail (`mcp NAME {json}`, exactly
+    as agent/mcp_tools.py writes it), or None for any other text and for arguments holding
+    `$` or a backquote (see the module docstring: the same text run by bash would expand)."""
+    program, _, rest = detail.partition(" ")
+    name, _, arguments = rest.partition(" ")
+    if program != "mcp" or len(name) > _MCP_TOOL_CHARS or not _MCP_TOOL.fullmatch(name):
+        return None
+    if _EXPANDS_IN_QUOTES & set(arguments):
+        return None
+    try:  # canonical JSON only: no other spacing, no duplicate keys, nothing after it
+        args = json.loads(arguments)
+        canonical = isinstance(args, dict) and json.dumps(args, ensure_ascii=False) == arguments
+    except (ValueError, RecursionError):
+        return None
+    return name if canonical else None
+
+
 def command_prefix(words: list[str]) -> list[str] | None:
     """The words an "allow always" for this command remembers (`pytest`, `make test`,
     `python -m pytest`, `uv run pytest`), or None when no prefix would be safe to allow.
@@ -211,17 +244,23 @@ def _literal(prefix: list[str]) -> list[str] | None:
 
 @dataclass(frozen=True)
 class Rule:
-    """One "allow always": an action (`edit`, `write`) or a command prefix (its words)."""
+    """One "allow always": an action (`edit`, `write`), a command prefix (its words), or
+    one MCP tool (action MCP, words `(server__tool,)`)."""
 
     action: str
     words: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
-        """What the person is shown: `edit`, or the prefix as a shell would read it."""
+        """What the person is shown: `edit`, the prefix as a shell would read it, or
+        `mcp server__tool`."""
+        if self.action == MCP:
+            return f"mcp {self.words[0]}"
         return shlex.join(self.words) if self.action == "command" else self.action
 
     def covers(self, action: str, detail: str) -> bool:
+        if self.action == MCP:  # MCP calls are asked as commands
+            return action == "command" and mcp_tool_called(detail) == self.words[0]
         if action != self.action:
             return False
         if action != "command":
@@ -239,6 +278,9 @@ def rule_for(action: str, detail: str) -> Rule | None:
         return Rule(action)
     if action != "command":
         return None
+    tool = mcp_tool_called(detail)
+    if tool is not None:
+        return Rule(MCP, (tool,))
     words = simple_words(detail, globs=True)
     prefix = command_prefix(words) if words is not None else None
     return Rule("command", tuple(prefix)) if prefix else None
@@ -312,11 +354,14 @@ class ApprovalRules:
                 self._damaged = True
                 return self._save(path)
         self._damaged = False
-        data = {
+        data: dict[str, object] = {
             "version": FORMAT_VERSION,
-            "tools": sorted(r.action for r in self._rules if r.action != "command"),
+            "tools": sorted(r.action for r in self._rules if r.action in TOOLS_ALLOWED_ALWAYS),
             "commands": [list(r.words) for r in self._rules if r.action == "command"],
         }
+        mcp_tools = [r.words[0] for r in self._rules if r.action == MCP]
+        if mcp_tools:  # absent otherwise: files without MCP rules stay as they were
+            data[MCP] = mcp_tools
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
@@ -352,8 +397,19 @@ def _read(path: Path) -> list[Rule]:
         raise DamagedRules(f"'tools' must list only {', '.join(TOOLS_ALLOWED_ALWAYS)}")
     if not isinstance(commands, list) or not all(_valid_prefix(c) for c in commands):
         raise DamagedRules("'commands' must list command prefixes as lists of words")
+    mcp_tools = data.get(MCP, [])
+    if not isinstance(mcp_tools, list) or not all(_valid_mcp_tool(t) for t in mcp_tools):
+        raise DamagedRules("'mcp' must list MCP tools by their server__tool names")
     return [Rule(t) for t in dict.fromkeys(tools)] + [
-        Rule("command", tuple(c)) for c in commands]
+        Rule("command", tuple(c)) for c in commands] + [
+        Rule(MCP, (t,)) for t in dict.fromkeys(mcp_tools)]
+
+
+def _valid_mcp_tool(name: object) -> bool:
+    """One tool's full name: a hand-edited server name alone (`"github"`), `"*"` or `""`
+    would not match one tool, and no question offers them."""
+    return (isinstance(name, str) and len(name) <= _MCP_TOOL_CHARS
+            and _MCP_TOOL.fullmatch(name) is not None)
 
 
 def _valid_prefix(words: object) -> bool:

@@ -377,8 +377,12 @@ class Conversation:
                 report["error"] = result.error.message
                 kept = (f"; the best attempt so far (attempt {result.best.number}) is in "
                         f"{record.patch_path}" if result.best and patch.strip() else "")
-                raise RunStopped(result.error.message + kept, result.error.code, patch=patch,
-                                 run_dir=record.dir) from result.error
+                if not self.conversational:
+                    raise RunStopped(result.error.message + kept, result.error.code,
+                                     patch=patch, run_dir=record.dir) from result.error
+                # A conversation goes on: the turn ends in error with its best attempt
+                # pending (the app reviews it, ACP shows it, the save keeps it).
+                error_code = result.error.code
             if controls.after_solve is not None:
                 controls.after_solve(result, record, report)
         except Cancelled:

@@ -67,9 +67,9 @@ def _register() -> None:
 
     for command in knowledge_cmds.COMMANDS:
         cli.add_command(command)
-    from . import acp_cmds, bench_cmds, evolve_cmds, task_cmds
+    from . import acp_cmds, bench_cmds, evolve_cmds, mcp_cmds, task_cmds
 
-    for module in (task_cmds, bench_cmds, evolve_cmds, acp_cmds):
+    for module in (task_cmds, bench_cmds, evolve_cmds, acp_cmds, mcp_cmds):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -98,6 +98,12 @@ def test_two_sessions_adding_rules_keep_both(tmp_path):
     (b'{"version": 1, "commands": [[]]}', "'commands' must list"),
     (b'{"version": 1, "commands": [["bash"]]}', "'commands' must list"),
     (b'{"version": 1, "commands": [["py*"]]}', "'commands' must list"),
+    # an MCP rule names one tool: never a whole server, all of them, or something else
+    (b'{"version": 1, "mcp": ["demo"]}', "'mcp' must list"),
+    (b'{"version": 1, "mcp": ["*"]}', "'mcp' must list"),
+    (b'{"version": 1, "mcp": [""]}', "'mcp' must list"),
+    (b'{"version": 1, "mcp": "demo__add"}', "'mcp' must list"),
+    (b'{"version": 1, "mcp": [["demo__add"]]}', "'mcp' must list"),
 ])
 def test_a_damaged_file_is_one_warning_no_rules_and_kept_aside(tmp_path, content, reason):
     (tmp_path / "approvals.json").write_bytes(content)
@@ -185,10 +191,103 @@ def test_an_always_arriving_after_a_cancel_stores_nothing(tmp_path):
     # compound or expanded: never remembered
     ("pytest; rm -rf x", ""), ("pytest $(rm -rf x)", ""),
     ('genome tool tools/lint.py {"path": "a.py"}', ""),
+    # an MCP tool call: that one tool
+    ('mcp demo__add {"a": 2, "b": 3}', "mcp demo__add"), ("mcp demo__peek {}", "mcp demo__peek"),
+    ('mcp demo__add {"a": "$(rm -rf x)"}', ""), ('mcp demo__add {"a":2}', ""),
+    ('mcp demo__add {"a": 2}; rm -rf x', ""), ("mcp demo {}", ""),
 ])
 def test_what_allow_always_offers_to_remember(command, remembered):
     rule = rule_for("command", command)
     assert (rule.label if rule else "") == remembered
+
+
+class NoServer:
+    """The `McpClients` of a run whose servers are closed: a call past the approval answers
+    "off" without reaching any process."""
+
+    call_timeout = 1.0
+
+    def __init__(self, server):
+        from evoagent.agent.mcp_tools import McpClients, _Connection
+
+        self.clients = McpClients([], runner=None, workspace=Path("."))
+        self.connection = _Connection(server, lambda: None, None)
+
+    def tool(self, name: str):
+        from evoagent.agent.mcp_tools import McpTool
+
+        return McpTool(self.clients, self.connection, {"name": name, "inputSchema": {"type": "object"}})
+
+
+def mcp_tools(origin: str = "project") -> dict[str, object]:
+    """Real `McpTool`s of two servers (no process behind them): what the conversation offers."""
+    from evoagent.agent.mcp_config import ServerDef
+
+    tools = {}
+    for server in ("demo", "other"):
+        clients = NoServer(ServerDef(server, origin, Path(".mcp.json"), command="srv"))
+        for name in ("add", "sub"):
+            tool = clients.tool(name)
+            tools[tool.name] = tool
+    return tools
+
+
+def test_allow_always_for_an_mcp_tool_remembers_that_tool_not_its_server(tmp_path):
+    person = Person(always=True)
+    approver = Approver(ApprovalMode.ASK, person, rules=ApprovalRules.for_repo(tmp_path))
+    ctx = ToolContext(workspace=tmp_path, approve=approver.approve, extra_tools=mcp_tools())
+    for args in ({"a": 2, "b": 3}, {"a": 1, "b": 1}, {"a": "text, with {braces}"}):
+        out = call_tool("demo__add", args, ctx)
+        assert not out.ok and "is off for this session" in out.text  # allowed, then no server
+    call_tool("demo__sub", {"a": 1}, ctx)
+    assert [(e.detail, e.remember) for e in person.asked] == [
+        ('mcp demo__add {"a": 2, "b": 3}', "mcp demo__add"), ('mcp demo__sub {"a": 1}', "mcp demo__sub")]
+    saved = json.loads((tmp_path / "approvals.json").read_text())
+    assert saved == {"version": 1, "tools": [], "commands": [], "mcp": ["demo__add", "demo__sub"]}
+
+    later = Person(allowed=False)  # the next session: the same tools go through, no other
+    approver = Approver(ApprovalMode.AUTO_EDITS, later, rules=ApprovalRules.for_repo(tmp_path))
+    ctx = ToolContext(workspace=tmp_path, approve=approver.approve, extra_tools=mcp_tools())
+    assert "is off for this session" in call_tool("demo__add", {"a": 5}, ctx).text
+    assert "is off for this session" in call_tool("demo__sub", {}, ctx).text
+    for name in ("other__add", "other__sub"):
+        assert call_tool(name, {"a": 5}, ctx).text.startswith("The user declined")
+    assert later.details == ['mcp other__add {"a": 5}', 'mcp other__sub {"a": 5}']
+    # an argument bash would expand, were the same text run as a command, is asked
+    assert call_tool("demo__add", {"a": "$(id)"}, ctx).text.startswith("The user declined")
+    assert later.details[-1] == 'mcp demo__add {"a": "$(id)"}'
+
+
+MCP_LOOKALIKES = [
+    'mcp demo__add {"a": "$(rm -rf x)"}', 'mcp demo__add {"a": "`rm -rf x`"}',
+    'mcp demo__add {"a": "${IFS}"}', 'mcp demo__add {"a": 1}; rm -rf x', 'mcp demo__add {"a": 1} && rm x',
+    'mcp demo__add {"a": 1}\nrm -rf x', 'mcp demo__add {"a":1}', 'mcp demo__add {"a": 1, "a": 2}',
+    'mcp demo__add {"a": 1} > calc.py', "mcp demo__add [1]", "mcp demo__add", "mcp demo__addx {}",
+    "mcp demo {}", "mcp  demo__add {}", "env mcp demo__add {}", "./mcp demo__add {}",
+    'mcp demo__add {"a": "\x1b[2K"}',
+]
+
+
+@pytest.mark.parametrize("command", MCP_LOOKALIKES)
+def test_an_mcp_rule_allows_no_shell_command_but_its_own_form(tmp_path, command):
+    """The run tool is asked with the same action: text that is not exactly the MCP call's
+    form, or that bash would expand, is asked whatever MCP tool is allowed always."""
+    rules = ApprovalRules.for_repo(tmp_path)
+    rules.add(Rule("mcp", ("demo__add",)))
+    person, ran = Person(allowed=False), []
+    ctx = tools_ctx(tmp_path, Approver(ApprovalMode.AUTO_EDITS, person, rules=rules), ran)
+    assert not call_tool("run", {"command": command}, ctx).ok
+    assert person.details == [command] and ran == []
+
+
+def test_a_command_rule_never_covers_an_mcp_call(tmp_path):
+    rules = ApprovalRules.for_repo(tmp_path)
+    rules.add(Rule("command", ("mcp",)))  # a program of that name, allowed always
+    person = Person(allowed=False)
+    ctx = ToolContext(workspace=tmp_path, extra_tools=mcp_tools(),
+                      approve=Approver(ApprovalMode.ASK, person, rules=rules).approve)
+    assert call_tool("demo__add", {"a": 1}, ctx).text.startswith("The user declined")
+    assert person.details == ['mcp demo__add {"a": 1}']
 
 
 # -- read-only: never asked in ask mode ---------------------------------------------------------

@@ -149,3 +149,16 @@ def test_a_rejected_change_leaves_the_conversation_without_it(project, script):
     assert outcome.status == "answered" and outcome.patch == ""
     assert said(seen[0], "the person rejected your change")
     assert (project.path / "calc.py").read_text() == CALC
+
+
+def test_a_model_failure_mid_turn_keeps_the_attempt_pending_and_saved(project, script):
+    # The script ends after the edit: the next call fails for good (not retried).
+    session = open_session(project, script([edit(BUGGY, FIXED)]))
+    outcome = session.ask(REQUEST)
+
+    assert outcome.status == "error" and "exhausted" in outcome.report["error"]
+    assert "+        return high\n" in outcome.patch  # the best attempt, still pending
+    [saved] = session.conversations.list()
+    assert saved.pending == outcome.patch and saved.turns[-1].status == "error"
+    session.accept(outcome.run_id)  # and it can still be accepted
+    assert (project.path / "calc.py").read_text() == CALC.replace(BUGGY, FIXED)

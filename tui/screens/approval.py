@@ -44,7 +44,9 @@ def remembers(action: str, remember: str) -> Text:
     approver), the rule itself in bold; empty when it is not offered."""
     if not remember:
         return Text("")
-    if action == "command":
+    if action == "command" and remember.startswith("mcp "):
+        what = [("every call of the MCP tool ", ""), (one_line(remember[4:], 120), "bold")]
+    elif action == "command":
         what = [("commands starting with ", ""), (one_line(remember, 120), "bold")]
     else:
         what = [({"edit": "every edit", "write": "every file write"}.get(action)

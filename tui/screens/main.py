@@ -58,6 +58,9 @@ class MainScreen(Screen):
             return  # the reply is in the conversation already; nothing to review
         files = len(outcome.files)
         text = f"Run {outcome.run_id}: {outcome.status}"
+        error = (outcome.report or {}).get("error")
+        if error:  # the model failed mid-turn; its best attempt (if any) is still reviewed
+            self.note(f"The model failed: {error}", error=True)
         if outcome.patch.strip():
             text += f", {files} file(s) changed — opening the review"
         else:
