@@ -36,80 +36,35 @@ class FileChange:
         return self.new_text is not None
 
 
-class _Mismatch(Exception):
-    """A hunk's context or removed lines are not what the file holds at that place."""
-
-
 def file_changes(root: Path, patch_text: str) -> list[FileChange]:
-    """Each file of `patch_text` (a git diff against `root`'s tree) as old and new text."""
-    from evoagent.memory.commit_names import strip_prefix, unquote_path
-    from unidiff import PatchSet
-    from unidiff.errors import UnidiffParseError
+    """Each file of `patch_text` (a git diff against `root`'s tree) as old and new text, read
+    by the same strict parser the patch policy uses (`patch_sections`); a file whose hunks do
+    not match what it holds now is shown as its hunks (no fuzz: a wrong diff is worse)."""
+    from .patch_sections import apply_hunks, split
 
-    def _path(raw: str) -> str:
-        return strip_prefix(unquote_path(raw.encode()))
-
-    try:
-        patchset = PatchSet(patch_text)
-    except UnidiffParseError:
-        return []
     changes = []
-    for pf in patchset:
-        source, target = _path(pf.source_file), _path(pf.target_file)
-        path = source if pf.is_removed_file else target
-        hunks_text = "".join(str(h) for h in pf)
-        if pf.is_binary_file or len(pf) == 0:
-            changes.append(FileChange(path, None, None, hunks_text or str(pf.patch_info)))
+    for section in split(patch_text).sections:
+        path = section.new_path or section.old_path or ""
+        hunks_text = _hunks_text(section.text)
+        if not section.well_formed or section.binary or not section.hunks:
+            changes.append(FileChange(path, None, None, hunks_text or section.text))
             continue
-        old = "" if pf.is_added_file else _read_text(root, source)
-        if old is None:
+        old = "" if section.old_path is None else _read_text(root, section.old_path)
+        new = apply_hunks(old, section.hunks) if old is not None else None
+        if new is None:
             changes.append(FileChange(path, None, None, hunks_text))
             continue
-        try:
-            new = apply_hunks(old, pf)
-        except _Mismatch:
-            changes.append(FileChange(path, None, None, hunks_text))
-            continue
-        changes.append(FileChange(path, None if pf.is_added_file else old, new, hunks_text))
+        if section.new_path is None:
+            new = ""  # a deleted file
+        changes.append(FileChange(path, None if section.old_path is None else old, new,
+                                  hunks_text))
     return changes
 
 
-def apply_hunks(text: str, patched_file) -> str:
-    """`text` with the hunks of one unidiff `PatchedFile` applied; _Mismatch when a context
-    or removed line differs from the file (no fuzz: showing a wrong diff is worse)."""
-    old = text.splitlines(keepends=True)
-    out: list[str] = []
-    pos = 0
-    for hunk in patched_file:
-        # A hunk that removes nothing names the line it follows ("-5,0"), not the first.
-        start = hunk.source_start if hunk.source_length == 0 else hunk.source_start - 1
-        if start < pos or start > len(old):
-            raise _Mismatch
-        out.extend(old[pos:start])
-        pos = start
-        for kind, value in _lines(hunk):
-            if kind in " -":
-                if pos >= len(old) or old[pos] != value:
-                    raise _Mismatch
-                pos += 1
-            if kind in " +":
-                out.append(value)
-    out.extend(old[pos:])
-    return "".join(out)
-
-
-def _lines(hunk) -> list[tuple[str, str]]:
-    """(kind, text) of a hunk's lines; "\\ No newline at end of file" takes the newline off
-    the line before it."""
-    lines: list[tuple[str, str]] = []
-    for line in hunk:
-        if line.line_type == "\\":
-            if lines:
-                kind, value = lines[-1]
-                lines[-1] = (kind, value[:-1] if value.endswith("\n") else value)
-            continue
-        lines.append((line.line_type, line.value))
-    return lines
+def _hunks_text(section_text: str) -> str:
+    """The section from its first hunk header on (the `diff --git` lines are noise here)."""
+    at = section_text.find("\n@@ ")
+    return section_text[at + 1:] if at >= 0 else ""
 
 
 def _read_text(root: Path, rel: str) -> str | None:
