@@ -94,3 +94,34 @@ async def test_a_conversation_resumes_after_quitting_the_app(project, script):
                or "edit" in str(m.get("tool_calls") or "") for m in messages)
     assert (project.path / "calc.py").read_text() == CALC
     assert BUGGY  # the tree was never touched: the change is still only pending
+
+
+async def test_compaction_shows_in_the_conversation_when_the_model_declares_a_small_context(
+        project, script):
+    """A scripted model whose window holds the prompt plus about three reads: reading a big
+    module five times makes the kernel trim and summarize, and the app says so."""
+    import json
+
+    from evoagent.agent.scripted_provider import ScriptedToolCall, get_script
+
+    project.commit("Add a big module", {"big.py": "".join(f"X{i} = {i}\n" for i in range(3000))})
+    read = ScriptedReply(tool_calls=[ScriptedToolCall("read", {"path": "big.py", "start_line": 1,
+                                                                "end_line": 300})])
+    replies = iter([read] * 5 + [ScriptedReply(text="The module is a table of constants.")])
+
+    def respond(messages, tools):
+        if "<transcript>" in str(messages[-1].get("content")):  # a summary request
+            return "The agent read big.py several times."
+        if handle.context_limit is None:  # first call: size the window to this prompt
+            handle.context_limit = (len(json.dumps(messages)) + len(json.dumps(tools))) // 4 + 3_000
+        return next(replies)
+
+    name = script([respond] * 20)
+    handle = get_script(name.removeprefix("scripted/"))
+    app = EvoApp(root=project.path, model=name, mode="full_auto", mine_on_start=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.status.model, what="session")
+        await send(pilot, "what is in big.py?")
+        await wait_for(pilot, lambda: "context trimmed" in notes(app), what="a compaction note")
+        await wait_for(pilot, lambda: not app.status.busy, what="idle")
+    assert handle.refused == 0  # every request stayed inside the declared window

@@ -118,6 +118,12 @@ class Conversation(VerticalScroll):
             for line in event.left_out:
                 await self.add_note(f"left out of the verdict (test infrastructure): {line}",
                                     "error")
+        elif isinstance(event, ev.ContextCompacted):
+            dropped = (f", {event.messages_dropped} older message(s) summarized"
+                       if event.messages_dropped else "")
+            await self.add_note(f"context {event.how}: ~{event.tokens_before:,} → "
+                                f"~{event.tokens_after:,} tokens"
+                                + (f" (limit {event.limit:,})" if event.limit else "") + dropped)
         elif isinstance(event, ev.DiffProposed):
             files = sum(1 for line in event.diff.splitlines() if line.startswith("diff --git"))
             await self.add_note(f"diff proposed (attempt {event.attempt}): {files} file(s)")
