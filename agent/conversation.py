@@ -46,26 +46,6 @@ from .usage import Budget, SessionTotals, SessionUsage
 
 SYSTEM_MAP_TOKENS = 1024  # the repo map in the system prompt, centred on locate's best files
 
-TURN_FALLBACK = """{%- if read_only %}The person asks (answer from the code; change nothing):
-{%- else %}The person says:{% endif %}
-
-<request>
-{{ request }}
-</request>
-{%- if pending_files %}
-
-Your pending change (not yet accepted) touches: {{ pending_files | join(", ") }}.
-{%- endif %}
-{%- if locate_hits.files %}
-
-Possibly relevant files: {% for hit in locate_hits.files[:5] %}{{ hit.path }}{% if not loop.last %}, {% endif %}{% endfor %}
-{%- endif %}
-
-If this asks for a change, make it in the workspace, verify it with the tests and call finish.
-If it is a question, answer it in plain text (read the code first when needed) without editing."""
-"""The `turn` prompt for a genome made before it existed (Genome.has_prompt)."""
-
-
 @dataclass
 class RunControls:
     """What a front end adds to one run beyond the request: headless `fix` sets `strict` and
@@ -364,7 +344,8 @@ class Conversation:
             self._publish(CostUpdate(totals.prompt_tokens, totals.completion_tokens,
                                      totals.cost_usd))
             totals = _since(totals, usage_before) or totals  # the report is this turn's
-            patch = result.patch if status != "answered" else self._pending_of(result)
+            # An answer leaves the pending change as it was (also one restored from a save).
+            patch = result.patch if status != "answered" else self.pending_patch()
             answer = result.summary
             record.write_patch(patch)
             report.update(_report(result, self.workspace.base, totals,
@@ -419,10 +400,6 @@ class Conversation:
             self.on_turn_end(self, outcome)
         return outcome
 
-    def _pending_of(self, result: SolveResult) -> str:
-        """An answer leaves the pending change as it was (also one restored from a save)."""
-        return self.pending_patch()
-
     def _message(self, request: str, read_only: bool, hits: dict[str, Any],
                  recalled: list[dict[str, Any]]) -> str:
         """The user message of this turn: the genome's task prompt for headless fix, its
@@ -442,12 +419,7 @@ class Conversation:
         variables = dict(request=request, read_only=read_only, locate_hits=hits,
                          recall_hits=recalled, pending_files=pending_files,
                          test_command=test_command)
-        if genome.has_prompt("turn"):
-            return genome.render("turn", **variables)
-        import jinja2
-
-        return jinja2.Environment(autoescape=False).from_string(TURN_FALLBACK) \
-            .render(**variables).strip()
+        return genome.render("turn", **variables)
 
 
 def supports_native_tools(model_name: str) -> bool:

@@ -31,6 +31,9 @@ SUPPORTED_VERSIONS = (1, 2)
 CODE_VERSION = 2
 """The first format version with Python tools (`tools/`) and loop hooks (`hooks/`)."""
 PROMPTS = ("system", "task", "refine", "commit_message")
+LATER_PROMPTS = ("turn", "compact")
+"""Prompts added after genomes existed: a genome without one renders the packaged template's
+(`render_template_prompt`), never an error."""
 HOOK_POINTS = ("before_step", "failure_digest", "stop")
 """Where the loop calls a genome hook (`hooks/<point>.py`); see .agent-template/README.md."""
 _CODE_NAME = re.compile(r"[a-z][a-z0-9_]*")
@@ -266,8 +269,7 @@ class Genome:
         return [{"name": s.name, "description": s.description} for s in self.skills.values()]
 
     def has_prompt(self, template_name: str) -> bool:
-        """True when the genome has this prompt. `turn` and `compact` came after genomes
-        existed: a genome without them gets the kernel's fallback, never an error."""
+        """True when the genome has this prompt file (see LATER_PROMPTS)."""
         return (self.path / _template_rel(template_name)).is_file()
 
     def render(self, template_name: str, **variables: Any) -> str:
@@ -276,6 +278,8 @@ class Genome:
 
         rel = _template_rel(template_name)
         if not (self.path / rel).is_file():
+            if rel in {_template_rel(p) for p in LATER_PROMPTS}:
+                return render_template_prompt(template_name, **variables)
             raise GenomeError(self.path / rel, "missing prompt file")
         template = self._env.get_template(rel)
         try:
@@ -556,6 +560,18 @@ def template_dir() -> Path:
         if (Path(location) / "agent.toml").is_file():
             return Path(location)
     return Path(__file__).resolve().parents[1] / ".agent-template"
+
+
+def render_template_prompt(template_name: str, **variables: Any) -> str:
+    """Render a prompt of the packaged template (the kernel's own text, trusted), the way a
+    genome's prompts render (StrictUndefined), stripped."""
+    rel = _template_rel(template_name)
+    return _template_environment().get_template(rel).render(**variables).strip()
+
+
+@cache
+def _template_environment() -> Any:
+    return _environment(template_dir())
 
 
 def init_genome(dest: Path) -> bool:

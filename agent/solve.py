@@ -255,7 +255,7 @@ class Solver:
             if error is not None and not changed:
                 break  # nothing new since the last attempt: nothing more to judge
             if loop.config.conversational and refine == 0 and not changed and not budget_reason:
-                return self._answered(outcome, start, error)
+                return self._answered(outcome, error)
             before = self.baseline()
             review = self.review(sha)
             if review.dropped or review.infrastructure:
@@ -313,7 +313,7 @@ class Solver:
         result.status = self._status(result)
         return result
 
-    def _answered(self, outcome: AttemptOutcome, start: str,
+    def _answered(self, outcome: AttemptOutcome,
                   error: ModelError | None = None) -> SolveResult:
         """A turn that changed nothing: an answer. The pending change stays as it was."""
         result = SolveResult("answered", [], self.kept, self._before, notes=self._notes,
@@ -336,7 +336,7 @@ class Solver:
         finally:
             loop.config.tools = offered
             self.workspace.reset_to(start)
-        return self._answered(outcome, start, error)
+        return self._answered(outcome, error)
 
     def _refinement(self, attempt: Attempt, before: TestRun | None) -> tuple[str, str]:
         """Why `attempt` goes back to the model (the refine prompt's `situation`) and the

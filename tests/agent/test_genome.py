@@ -172,3 +172,22 @@ def test_init_genome_is_idempotent_and_keeps_edits(tmp_path):
     assert init_genome(dest) is False
     assert _git(dest, "rev-parse", "HEAD") == head
     assert (dest / "skills" / "mine.md").exists()
+
+
+def test_a_genome_made_before_a_later_prompt_renders_the_templates(genome_dir):
+    """`turn` and `compact` came after genomes existed: a genome without them renders the
+    packaged template's text; a prompt every genome must have is still an error."""
+    from evoagent.agent.genome import render_template_prompt
+
+    for rel in ("prompts/turn.j2", "prompts/compact.j2"):
+        (genome_dir / rel).unlink()
+    genome = Genome.load(genome_dir)
+    turn = dict(request="why?", read_only=True, locate_hits={"files": []}, recall_hits=[],
+                pending_files=[], test_command="")
+    assert not genome.has_prompt("turn")
+    assert genome.render("turn", **turn) == render_template_prompt("turn", **turn)
+    assert "<request>\nwhy?\n</request>" in genome.render("turn", **turn)
+    assert "<transcript>\nT\n</transcript>" in genome.render("compact", transcript="T")
+    (genome_dir / "prompts/refine.j2").unlink()
+    with pytest.raises(GenomeError, match="missing"):
+        Genome.load(genome_dir)
