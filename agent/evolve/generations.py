@@ -166,12 +166,16 @@ class Evolution:
         try:
             from .meta_agent import propose
 
+            # The person's endpoint settings belong to the model they configured: a different
+            # --meta-model is reached at its provider's own address.
+            same = self.meta_model == self.model
             proposal = propose(worktree, self.meta_model, {
                 "parent_id": parent.id,
                 "scores": _scores_text(parent),
                 "failures": self._failures(parent),
                 "archive": self._archive_summary(),
-            })
+            }, api_base=self.ctx.settings.api_base if same else None,
+                context_limit=self.ctx.settings.context_limit if same else None)
             self._charge(proposal.cost_usd)
             variant.tokens += proposal.tokens
             variant.proposal = proposal.text

@@ -80,8 +80,12 @@ def propose(
     variables: dict[str, str],
     budget: Budget | None = None,
     emit: Callable[[Event], None] = lambda event: None,
+    api_base: str | None = None,
+    context_limit: int | None = None,
 ) -> Proposal:
-    """Run the meta agent in `worktree` (the parent's genome on the variant's branch)."""
+    """Run the meta agent in `worktree` (the parent's genome on the variant's branch).
+    `api_base` and `context_limit` are the person's settings for that model (a local
+    endpoint), passed only when the meta model is the one they configured."""
     from ..conversation import supports_native_tools
 
     genome = Genome.load(worktree)  # the parent's genome: its meta/ prompts drive this run
@@ -89,7 +93,8 @@ def propose(
     system = (genome.render("meta/system.j2", **variables)
               if (worktree / "meta" / "system.j2").is_file() else META_SYSTEM)
     session = SessionUsage()
-    model = Model(name=model_name, session=session, budget=budget)
+    model = Model(name=model_name, session=session, budget=budget, api_base=api_base,
+                  context_limit=context_limit)
     tools = ToolContext(
         workspace=worktree,
         output_limit=genome.settings.output.tool_output_chars,
