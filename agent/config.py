@@ -10,6 +10,9 @@ the sandbox or is harmless; WHO_MAY_SET says which, key by key. A repository's v
 person-only key is ignored with one warning line: a clone of a stranger's repository must not
 pick the code evoagent imports, the model or endpoint it talks to, or where the mined history
 is written.
+
+`.evoagent/config.toml` may also hold `[mcp_servers.NAME]` tables: MCP server definitions,
+not settings, which agent/mcp_config.py reads under the same rule of who wrote the file.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import os
 import subprocess
 import sys
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,6 +91,10 @@ if set(WHO_MAY_SET) != set(Settings.model_fields):
 
 PERSON_ONLY = frozenset(k for k, (who, _) in WHO_MAY_SET.items() if who is Who.PERSON)
 
+MCP_TABLE = "mcp_servers"
+"""A table of `.evoagent/config.toml` that holds MCP server definitions, not settings
+(agent/mcp_config.py)."""
+
 REPO_FILE_LIMIT = 4 << 20
 """Bytes of a repository's pyproject.toml or config.toml evoagent reads at most."""
 
@@ -119,7 +127,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
     return _parse_toml(path, path.read_bytes())
 
 
-def _read_repo_toml(path: Path, root: Path) -> dict[str, Any]:
+def _read_repo_toml(path: Path, root: Path,
+                    warn: Callable[[str], None] | None = None) -> dict[str, Any]:
     """A file the repository controls: never through a link, a FIFO or a huge file (then it
     is skipped with one warning line, its bytes never shown)."""
     if not os.path.lexists(path):
@@ -127,7 +136,7 @@ def _read_repo_toml(path: Path, root: Path) -> dict[str, Any]:
     try:
         data = read_untrusted(path, REPO_FILE_LIMIT, root=root)
     except UntrustedFileError as exc:
-        warn_once(f"evoagent: not reading settings from {exc}")
+        (warn or warn_once)(f"evoagent: not reading settings from {exc}")
         return {}
     return _parse_toml(path, data)
 
@@ -177,16 +186,26 @@ def _env_layer() -> dict[str, Any]:
     return layer
 
 
-def _repo_config_layer(state: RepoState) -> Layer:
-    """`.evoagent/config.toml`: the person's own file unless git tracks it. evoagent keeps
+def repo_config_layer(root: Path, warn: Callable[[str], None] | None = None) -> Layer:
+    """`.evoagent/config.toml` of the repository at `root`, all of it (its settings and its
+    `[mcp_servers]`): the person's own file unless git tracks it. evoagent keeps
     `.evoagent/` out of git through .git/info/exclude, but a repository can still commit
-    one; git's index, not the exclude file, says which it is."""
-    path = state.config_file
+    one; git's index, not the exclude file, says which it is. Invalid TOML raises EvoError."""
+    path = RepoState(root).config_file
     if not os.path.lexists(path):
         return Layer(str(path), {})
-    if tracked_by_git(state.root, f"{STATE_DIR}/config.toml"):
-        return Layer(f"{path} (tracked by git)", _read_repo_toml(path, state.root), True)
+    if tracked_by_git(root, f"{STATE_DIR}/config.toml"):
+        return Layer(f"{path} (tracked by git)", _read_repo_toml(path, root, warn), True)
     return Layer(str(path), _read_toml(path))
+
+
+def _settings_of(layer: Layer) -> Layer:
+    """The layer without the tables that are not settings (MCP_TABLE: mcp_config.py reads
+    it, under the same rule of who wrote the file)."""
+    if MCP_TABLE not in layer.values:
+        return layer
+    values = {k: v for k, v in layer.values.items() if k != MCP_TABLE}
+    return Layer(layer.source, values, layer.repository)
 
 
 def _allowed(layer: Layer, root: Path) -> dict[str, Any]:
@@ -228,7 +247,7 @@ def load_settings(state: RepoState, overrides: dict[str, Any] | None = None) -> 
         Layer("defaults", {}),
         Layer(str(user_config_path()), _read_toml(user_config_path())),
         Layer(f"{state.root / 'pyproject.toml'} [tool.evoagent]", table, True),
-        _repo_config_layer(state),
+        _settings_of(repo_config_layer(state.root)),
         Layer("environment", _env_layer()),
         Layer("command line", {k: v for k, v in (overrides or {}).items() if v is not None}),
     ]

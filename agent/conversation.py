@@ -72,6 +72,9 @@ class RunControls:
     mcp: bool = False
     """Offer MCP servers' tools (the app and ACP; never fix, bench, evolve or the safety
     scenarios, whose runs must not depend on the person's servers)."""
+    mcp_servers: tuple[Any, ...] = ()
+    """`mcp_config.ServerDef`s a front end adds to the configured ones, trusted as the
+    person's: an ACP client's `mcpServers` come from the person's own editor config."""
 
 
 @dataclass
@@ -238,11 +241,14 @@ class Conversation:
             from .mcp_config import load_servers
             from .mcp_tools import open_mcp
 
-            # Warnings are phases, never stderr: the app owns the terminal.
+            # Warnings are phases, never stderr: the app owns the terminal. They include one
+            # line per repository server waiting for the person's approval (and how to give it).
             def warn(line: str) -> None:
                 self._publish(Phase("mcp", line))
 
-            self._mcp = open_mcp(load_servers(ctx.root, warn), runner, workspace.path, warn)
+            self._mcp = open_mcp(load_servers(ctx.root, warn, extra=controls.mcp_servers), runner,
+                                 workspace.path, warn, policy=genome.policy,
+                                 tool_settings=genome.settings.tools)
         # Native tool calling is decided in `_begin`: asking litellm imports it, and that
         # import (seconds) runs meanwhile in the warm-up thread, beside the baseline tests.
         solver = Solver(workspace, runner, llm, genome, tools_ctx, self._publish, test_command,

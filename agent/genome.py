@@ -23,9 +23,10 @@ from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from .errors import EvoError
+from .mcp_config import SERVER_NAME
 
 SUPPORTED_VERSIONS = (1, 2)
 CODE_VERSION = 2
@@ -58,6 +59,10 @@ TEMPLATE_VARS: dict[str, frozenset[str]] = {
 other variable fails at load time, not mid-run."""
 
 GENOME_IDENTITY = ("evoagent", "evoagent@localhost")
+ANY_SERVER = "*"
+"""In `mcp_servers` / `mcp_network`: every MCP server."""
+_MCP_TOOL = re.compile(r"[A-Za-z0-9_-]{1,61}")
+"""The tool part of `server__tool` (model APIs take 64 characters for the whole name)."""
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -85,6 +90,24 @@ class LoopSettings(BaseModel, extra="forbid"):
 class ToolSettings(BaseModel, extra="forbid"):
     enabled: list[str] = Field(default_factory=list)
     """Registry names of the tools the agent may call (filtered through policy.toml)."""
+    mcp_disabled: list[str] = Field(default_factory=list)
+    """MCP tools the agent does not use: a whole server (`docs`, not even started) or one
+    tool (`docs__delete`). MCP tools are not listed in `enabled`: which exist depends on the
+    person's servers, so every tool the policy lets run is offered unless named here."""
+
+    @field_validator("mcp_disabled")
+    @classmethod
+    def _mcp_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            server, _, tool = name.partition("__")
+            if not SERVER_NAME.fullmatch(server) or (tool == "") != ("__" not in name) or (
+                    tool and not _MCP_TOOL.fullmatch(tool)):
+                raise ValueError(f"{name!r} is neither an MCP server name nor server__tool")
+        return names
+
+    def uses_mcp(self, name: str) -> bool:
+        """Whether the MCP server or `server__tool` called `name` is not disabled here."""
+        return name not in self.mcp_disabled and name.split("__", 1)[0] not in self.mcp_disabled
 
 
 class ModelRoles(BaseModel, extra="forbid"):
@@ -137,10 +160,34 @@ class Policy(BaseModel, extra="forbid"):
     absent: a policy written before genome code existed never allowed it."""
     mcp: bool = False
     """Whether the person's MCP servers (and the repository's they approved) are offered as
-    tools in conversations. Off when absent; turning it on is a loosening only a person makes."""
+    tools in conversations at all. Off when absent; turning it on is a loosening only a
+    person makes."""
+    mcp_servers: list[str] = Field(default_factory=lambda: [ANY_SERVER])
+    """Which of those servers may run (when `mcp` is on): names, or "*" for every one. Absent:
+    every one (a policy written before this list existed had only `mcp`)."""
+    mcp_network: list[str] = Field(default_factory=list)
+    """Servers whose sandbox keeps the network even when `network` is false (names, or "*");
+    every other server follows `network`."""
+
+    @field_validator("mcp_servers", "mcp_network")
+    @classmethod
+    def _server_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if name != ANY_SERVER and not SERVER_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not an MCP server name (1-32 letters, digits, "
+                                 "'-' or single '_') or \"*\"")
+        return names
 
     def allows_tool(self, name: str) -> bool:
         return name in self.tools
+
+    def allows_mcp_server(self, name: str) -> bool:
+        """Whether MCP server `name` may run (MCP on, and the server in `mcp_servers`)."""
+        return self.mcp and _named(self.mcp_servers, name)
+
+    def mcp_server_network(self, name: str) -> bool:
+        """Whether MCP server `name`'s sandbox keeps the network."""
+        return self.network or _named(self.mcp_network, name)
 
     def allows_write(self, rel_path: str) -> bool:
         path = PurePosixPath(rel_path.replace("\\", "/")).as_posix()
@@ -161,7 +208,20 @@ class Policy(BaseModel, extra="forbid"):
             found.append("genome code turned on")
         if candidate.mcp and not self.mcp:
             found.append("MCP servers turned on")
+        found += [f"{_server(n)} allowed" for n in candidate.mcp_servers
+                  if not _named(self.mcp_servers, n)]
+        found += [f"network for {_server(n)} added" for n in candidate.mcp_network
+                  if not _named(self.mcp_network, n)]
         return found
+
+
+def _named(names: list[str], name: str) -> bool:
+    """Whether a list of MCP server names (or "*") covers `name` ("*" only by "*")."""
+    return name in names or ANY_SERVER in names
+
+
+def _server(name: str) -> str:
+    return "every MCP server ('*')" if name == ANY_SERVER else f"MCP server {name!r}"
 
 
 @cache

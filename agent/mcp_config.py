@@ -1,16 +1,20 @@
-"""MCP server definitions: the person's `mcp.json` and the repository's `.mcp.json`.
+"""MCP server definitions: the person's `mcp.json`, `.evoagent/config.toml`'s
+`[mcp_servers.NAME]` tables, and the repository's `.mcp.json` (docs/mcp.md).
 
-Both files use the common shape `{"mcpServers": {NAME: {"command": ..., "args": [...],
-"env": {...}}}}`; the person's may also name HTTP servers (`{"url": ..., "headers": {...}}`).
+The JSON files use the common shape `{"mcpServers": {NAME: {"command": ..., "args": [...],
+"env": {...}}}}`, the TOML tables the same keys; the person's may also name HTTP servers
+(`{"url": ..., "headers": {...}}`).
 
 Who may define what (docs/architecture.md, Threat model): the person's file
-(`$XDG_CONFIG_HOME/evoagent/mcp.json`, default `~/.config/evoagent/mcp.json`) is trusted;
-a repository's `.mcp.json` is not. Its servers are listed but not started until the person
-approved that exact definition once: `.evoagent/mcp-approved.json` holds a sha256 of each
-approved definition (its name, command, arguments and environment), so a changed definition
-needs approval again. A repository may define stdio servers only (a URL decides where data
-goes), and `${VAR}` in its `env` is never expanded: only the person's own config may hand a
-variable of their environment (a token) to a server.
+(`$XDG_CONFIG_HOME/evoagent/mcp.json`, default `~/.config/evoagent/mcp.json`) is trusted,
+and so is `.evoagent/config.toml` while git does not track it (agent/config.py decides who
+wrote it, as for settings); a repository's `.mcp.json`, or a config.toml it commits, is not.
+Their servers are listed but not started until the person approved that exact definition
+once: `.evoagent/mcp-approved.json` holds a sha256 of each approved definition (its name,
+command, arguments and environment), so a changed definition needs approval again. A
+repository may define stdio servers only (a URL decides where data goes), and `${VAR}` in
+its `env` is never expanded: only the person's own config may hand a variable of their
+environment (a token) to a server.
 
 Every stdio server runs in the sandbox whoever defined it (agent/mcp_tools.py). A bad file
 costs one warning line and the servers of that file, a bad entry that entry alone.
@@ -22,15 +26,17 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Callable, Mapping
+import shlex
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from evoagent.sandbox.untrusted_files import UntrustedFileError, read_untrusted
 
-from .config import tracked_by_git, user_config_path, warn_once
-from .state import STATE_DIR
+from .config import MCP_TABLE, repo_config_layer, tracked_by_git, user_config_path, warn_once
+from .errors import EvoError
+from .state import STATE_DIR, RepoState
 from .terminal_text import one_line
 
 PROJECT_FILE = ".mcp.json"
@@ -55,7 +61,8 @@ class ServerDef:
 
     name: str
     origin: str
-    """PERSON (their own mcp.json) or PROJECT (the repository's .mcp.json)."""
+    """PERSON (their own mcp.json or config.toml, or their editor's) or PROJECT (the
+    repository's .mcp.json, or a config.toml git tracks)."""
     source: Path
     """The file that defines it (named in warnings)."""
     command: str | None = None
@@ -63,6 +70,9 @@ class ServerDef:
     env: Mapping[str, str] = field(default_factory=dict)
     url: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    given_env: bool = False
+    """Every `env`/`headers` value is the person's explicit choice, passed as written (an
+    editor's ACP `mcpServers` carry values, not `${VAR}` references)."""
 
     @property
     def digest(self) -> str:
@@ -94,7 +104,9 @@ def _expand(server: ServerDef, values: Mapping[str, str], environ: Mapping[str, 
     literal: dict[str, str] = {}
     for key, value in values.items():
         wanted = _VARIABLE.findall(value)
-        if not wanted and "$" not in value:
+        if server.given_env and server.origin == PERSON:
+            named[key] = value
+        elif not wanted and "$" not in value:
             literal[key] = value
         elif server.origin != PERSON:
             warn(f"evoagent: MCP server {server.name!r} ({server.source}): not passing "
@@ -105,6 +117,21 @@ def _expand(server: ServerDef, values: Mapping[str, str], environ: Mapping[str, 
         else:
             named[key] = _VARIABLE.sub(lambda m: environ[m.group(1)], value)
     return named, literal
+
+
+def transport(server: ServerDef, limit: int = 120) -> str:
+    """`stdio: COMMAND LINE` or `http: URL`, one terminal-safe line of at most ~`limit`."""
+    if server.url is not None:
+        return f"http: {one_line(server.url, limit)}"
+    return f"stdio: {one_line(shlex.join([server.command or '', *server.args]), limit)}"
+
+
+def waiting_line(server: ServerDef) -> str:
+    """One line saying that a repository's server waits for the person's approval, and the
+    command that gives it (the definition shown terminal-safe and cut)."""
+    return (f"evoagent: MCP server {server.name!r} of {one_line(str(server.source), 120)} "
+            f"waits for your approval ({transport(server, 80)}): run `evoagent mcp approve "
+            f"{server.name}` to start it")
 
 
 @dataclass
@@ -118,25 +145,68 @@ class McpServers:
 
 
 def load_servers(root: Path, warn: Callable[[str], None] = warn_once,
-                 user_file: Path | None = None) -> McpServers:
-    """The servers of the person's mcp.json and of `root`'s .mcp.json (person's wins a name
-    both define), split into those to start and those waiting for approval."""
+                 user_file: Path | None = None, extra: Iterable[ServerDef] = ()) -> McpServers:
+    """The servers of every source, split into those to start and those waiting for
+    approval. The person's win a name the repository's define too (one warning line); among
+    the person's, the most specific wins silently, as settings do: `extra` (a front end's,
+    e.g. an editor's ACP `mcpServers`), then `root`'s config.toml, then their mcp.json.
+    Among the repository's, .mcp.json wins over a committed config.toml (one warning line)."""
     root = Path(root)
     user_file = user_file or user_mcp_path()
-    person = _servers(user_file, PERSON, None, warn)
-    project = _servers(root / PROJECT_FILE, PROJECT, root, warn)
-    approved = read_approvals(root, warn)
+    extra = list(extra)
+    editor = {s.name for s in extra}
+    configured = _config_servers(root, warn)
+    person = _first_of_each([*extra, *(s for s in configured if s.origin == PERSON),
+                             *_servers(user_file, PERSON, None, warn)])
+    project = _first_of_each([*_servers(root / PROJECT_FILE, PROJECT, root, warn),
+                              *(s for s in configured if s.origin == PROJECT)], warn)
+    approved = read_approvals(root, warn) if project else {}
     result = McpServers(start=list(person))
-    names = {s.name for s in person}
+    mine = {s.name: s for s in person}
     for server in project:
-        if server.name in names:
+        if server.name in mine:
+            by = "your editor" if server.name in editor else f"your {mine[server.name].source}"
             warn(f"evoagent: ignoring MCP server {server.name!r} of {server.source}: "
-                 f"your {user_file} defines it")
+                 f"{by} defines it")
         elif approved.get(server.name) == server.digest:
             result.start.append(server)
         else:
             result.unapproved.append(server)
     return result
+
+
+def _first_of_each(servers: list[ServerDef],
+                   warn: Callable[[str], None] | None = None) -> list[ServerDef]:
+    """The first definition of each name; the others dropped (with a line each if `warn`)."""
+    kept: dict[str, ServerDef] = {}
+    for server in servers:
+        if server.name not in kept:
+            kept[server.name] = server
+        elif warn is not None:
+            warn(f"evoagent: ignoring MCP server {server.name!r} of {server.source}: "
+                 f"{kept[server.name].source} defines it too")
+    return list(kept.values())
+
+
+def _config_servers(root: Path, warn: Callable[[str], None]) -> list[ServerDef]:
+    """The `[mcp_servers.NAME]` tables of `root`'s .evoagent/config.toml: the person's while
+    git does not track the file, the repository's when it does (agent/config.py)."""
+    path = RepoState(root).config_file
+    try:
+        layer = repo_config_layer(root, warn)
+    except EvoError as exc:  # invalid TOML (the settings say so too)
+        warn(f"evoagent: ignoring MCP servers: {exc.message}")
+        return []
+    table = layer.values.get(MCP_TABLE)
+    if table is None:
+        return []
+    if not isinstance(table, dict):
+        warn(f"evoagent: ignoring MCP servers of {path}: {MCP_TABLE} must be a table of "
+             f"servers ([{MCP_TABLE}.NAME])")
+        return []
+    origin = PROJECT if layer.repository else PERSON
+    servers = [_server(path, origin, name, entry, warn) for name, entry in table.items()]
+    return [s for s in servers if s is not None]
 
 
 def _servers(path: Path, origin: str, root: Path | None,
@@ -255,9 +325,22 @@ def read_approvals(root: Path, warn: Callable[[str], None] = warn_once) -> dict[
 
 def approve(root: Path, server: ServerDef) -> None:
     """Record the person's approval of this exact definition (atomic replace)."""
-    path = approvals_path(root)
     approved = read_approvals(root, warn=lambda line: None)
     approved[server.name] = server.digest
+    _write_approvals(root, approved)
+
+
+def revoke(root: Path, name: str) -> bool:
+    """Withdraw the approval of server `name` (atomic replace); False when there was none."""
+    approved = read_approvals(root, warn=lambda line: None)
+    if approved.pop(name, None) is None:
+        return False
+    _write_approvals(root, approved)
+    return True
+
+
+def _write_approvals(root: Path, approved: dict[str, str]) -> None:
+    path = approvals_path(root)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:

@@ -324,10 +324,14 @@ class Solver:
 
     def _answer_only(self, start: str) -> SolveResult:
         """A read-only turn (/ask): only the reading tools are offered and nothing is tested;
-        whatever a tool left in the tree is put back."""
+        whatever a tool left in the tree is put back. The reading tools are the built-ins
+        READ_ONLY_TOOLS names and the extra tools that say they change nothing (`read_only`:
+        an MCP tool of the person's own server declared read-only)."""
         loop = self.loop
         offered = loop.config.tools
-        loop.config.tools = [t for t in offered if t in READ_ONLY_TOOLS]
+        extra = self.ctx.extra_tools
+        loop.config.tools = [t for t in offered if t in READ_ONLY_TOOLS
+                             or (t in extra and extra[t].read_only is True)]
         error: ModelError | None = None
         try:
             outcome = loop.run()

@@ -231,7 +231,7 @@ class BwrapRunner:
     ) -> CommandResult:
         inner, display = shell_argv(command)
         full_env, limits = call_settings(self.config, timeout, env)
-        user, setpriv = self._drop_to(writable)
+        user, setpriv = self.drop_to(writable)
         notes = ro_bind_plan(self.config.ro_binds)[1]  # before the command may change them
         for note in notes:
             log.warning("sandbox: %s", note.strip("[]"))
@@ -253,10 +253,11 @@ class BwrapRunner:
             result = replace(result, output=result.output + "\n" + "\n".join(notes) + "\n")
         return result
 
-    def _drop_to(self, writable: Sequence[Path]) -> tuple[SandboxUser | None, str | None]:
-        """The user this call runs as (None: the caller's uid) and setpriv's path. As root,
+    def drop_to(self, writable: Sequence[Path] = ()) -> tuple[SandboxUser | None, str | None]:
+        """The user a call runs as (None: the caller's uid) and setpriv's path. As root,
         the writable directories are first granted to that user through ACLs; where that or
-        setpriv is impossible, the call runs as root after a one-time warning."""
+        setpriv is impossible, the call runs as root after a one-time warning. Public for a
+        caller that spawns the process itself from `argv` (an MCP server, agent/mcp_tools.py)."""
         user = sandbox_user(self.config.run_as)
         if user is None:
             return None, None

@@ -2,7 +2,9 @@
 
 What `list` shows is what a conversation would do with each server (agent/mcp_config.py):
 the person's own servers start, a repository's start once the person approved that exact
-definition, and everything else is refused with its reason. Nothing here starts a server.
+definition, and everything else is refused with its reason; notes say what the agent's
+genome changes (MCP off, a server its policy does not allow or it disables, a server given
+the network). Nothing here starts a server.
 
 A repository's definition is untrusted text: every name, command line and URL is printed
 through `one_line` (escape sequences and controls removed), and `approve` says when it
@@ -11,8 +13,6 @@ removed any, so the person knows the line shown is not all the definition holds.
 
 from __future__ import annotations
 
-import json
-import os
 import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,7 +26,6 @@ from .output import echo, emit_json
 if TYPE_CHECKING:
     from ..mcp_config import McpServers, ServerDef
 
-WHERE = {"person": "your config", "project": "this repository"}
 SHOWN_CHARS = 120
 """A command line or URL in `list` is cut here; `approve` shows it whole."""
 WHOLE = 100_000
@@ -45,9 +44,22 @@ def _load(root: Path) -> tuple[McpServers, list[str], dict[str, str]]:
 
 def _transport(server: ServerDef, limit: int = SHOWN_CHARS) -> str:
     """`stdio: COMMAND LINE` or `http: URL`, one safe line."""
-    if server.url is not None:
-        return f"http: {one_line(server.url, limit)}"
-    return f"stdio: {one_line(shlex.join([server.command or '', *server.args]), limit)}"
+    from ..mcp_config import transport
+
+    return transport(server, limit)
+
+
+def _defined_in(server: ServerDef, root: Path) -> str:
+    """Whose the definition is and which file holds it, in a few words."""
+    from ..mcp_config import PERSON, PROJECT_FILE
+    from ..state import RepoState
+
+    whose = "your" if server.origin == PERSON else "repository"
+    if server.source == root / PROJECT_FILE:
+        return f"{whose} {PROJECT_FILE}"
+    if server.source == RepoState(root).config_file:
+        return f"{whose} .evoagent/config.toml"
+    return f"{whose} {server.source.name}"
 
 
 def _hides_characters(server: ServerDef) -> bool:
@@ -62,21 +74,35 @@ def _reason(line: str) -> str:
 
 
 def _notes(root: Path, servers: McpServers) -> list[str]:
-    """Why servers marked "will start" may still not start: the genome's policy has MCP
-    off, or stdio servers have no sandbox to run in."""
+    """Why servers marked "will start" may still not start (the genome's policy has MCP
+    off or does not allow the server, the genome disables it, stdio servers have no sandbox
+    to run in), and which get the network."""
     from ..state import STATE_DIR
 
     notes = []
     policy_file = root / STATE_DIR / "agent" / "policy.toml"  # the live genome's, once made
-    if servers.start and policy_file.is_file():
+    listed = servers.start + servers.unapproved
+    if listed and policy_file.is_file():
         from ..genome import Genome
 
         try:
-            if not Genome.load(policy_file.parent).policy.mcp:
-                notes.append(f"the agent's policy ({policy_file}) has mcp = false: "
-                             "no server starts until a person turns it on")
+            genome = Genome.load(policy_file.parent)
         except EvoError as exc:
-            notes.append(f"the agent's definition cannot be loaded: {one_line(exc.message)}")
+            return [f"the agent's definition cannot be loaded: {one_line(exc.message)}"]
+        policy, tools = genome.policy, genome.settings.tools
+        if not policy.mcp:
+            notes.append(f"the agent's policy ({policy_file}) has mcp = false: "
+                         "no server starts until a person turns it on")
+        for server in listed if policy.mcp else []:
+            if not policy.allows_mcp_server(server.name):
+                notes.append(f"MCP server {server.name!r} does not start: the agent's policy "
+                             "does not allow it (policy.toml mcp_servers)")
+            elif not tools.uses_mcp(server.name):
+                notes.append(f"MCP server {server.name!r} does not start: the agent disables "
+                             "it (agent.toml [tools] mcp_disabled)")
+            elif server.url is None and policy.mcp_server_network(server.name):
+                notes.append(f"MCP server {server.name!r} runs with the network "
+                             f"(policy.toml {'network' if policy.network else 'mcp_network'})")
     if any(s.url is None for s in servers.start):
         from evoagent.sandbox.bwrap import bwrap_path
 
@@ -97,8 +123,10 @@ def _open_root() -> Path:
 def mcp(ctx: click.Context) -> None:
     """MCP servers offered as tools: list, approve, revoke (default: list).
 
-    Your servers ($XDG_CONFIG_HOME/evoagent/mcp.json) start in conversations; a
-    repository's (.mcp.json) only once you approved its exact definition.
+    Your servers ($XDG_CONFIG_HOME/evoagent/mcp.json, or [mcp_servers.NAME] in an
+    .evoagent/config.toml git does not track) start in conversations; a repository's
+    (.mcp.json, or a committed .evoagent/config.toml) only once you approved its exact
+    definition. See docs/mcp.md.
     """
     if ctx.invoked_subcommand is None:
         ctx.invoke(list_servers)
@@ -113,6 +141,7 @@ def list_servers(as_json: bool = False) -> None:
     whether it will start, waits for your approval, or is refused (and why).
     """
     from ..mcp_config import PROJECT_FILE, user_mcp_path
+    from ..state import RepoState
 
     root = _open_root()
     servers, warnings, approved = _load(root)
@@ -125,7 +154,8 @@ def list_servers(as_json: bool = False) -> None:
             "servers": [_as_json(s, status, approved) for s, status in rows],
             "refused": [_reason(w) for w in warnings],
             "notes": notes,
-            "files": {"person": str(user_mcp_path()), "project": str(root / PROJECT_FILE)},
+            "files": {"person": str(user_mcp_path()), "project": str(root / PROJECT_FILE),
+                      "config": str(RepoState(root).config_file)},
         })
         return
     if not rows and not warnings:
@@ -133,13 +163,14 @@ def list_servers(as_json: bool = False) -> None:
              f"{root / PROJECT_FILE}")
         return
     if rows:
+        where = {s.name: _defined_in(s, root) for s, _ in rows}
         name_width = max(len("NAME"), *(len(s.name) for s, _ in rows))
-        where_width = max(len(w) for w in WHERE.values())
+        where_width = max(len("DEFINED IN"), *(len(w) for w in where.values()))
         status_width = max(len(status) for _, status in rows)
         echo(f"{'NAME':<{name_width}}  {'DEFINED IN':<{where_width}}  "
              f"{'STATUS':<{status_width}}  TRANSPORT")
         for server, status in rows:
-            echo(f"{server.name:<{name_width}}  {WHERE[server.origin]:<{where_width}}  "
+            echo(f"{server.name:<{name_width}}  {where[server.name]:<{where_width}}  "
                  f"{status:<{status_width}}  {_transport(server)}")
     for line in warnings:
         echo(f"refused: {_reason(line)}")
@@ -178,8 +209,8 @@ def _find(servers: McpServers, warnings: list[str], name: str, verb: str) -> Ser
     refused = [w for w in warnings if f"MCP server {name!r} " in w]
     if refused:
         raise EvoError(f"cannot {verb} it: {_reason(refused[0])}")
-    raise EvoError(f"no MCP server named {shown!r} in this repository's .mcp.json "
-                   "(see `evoagent mcp list`)")
+    raise EvoError(f"no MCP server named {shown!r} in this repository's .mcp.json or "
+                   ".evoagent/config.toml (see `evoagent mcp list`)")
 
 
 @mcp.command()
@@ -213,6 +244,8 @@ def approve(name: str) -> None:
 @click.argument("name")
 def revoke(name: str) -> None:
     """Withdraw your approval of MCP server NAME: it no longer starts."""
+    from ..mcp_config import revoke as withdraw_approval
+
     root = _open_root()
     servers, _, approved = _load(root)
     shown = one_line(name, 60)
@@ -222,23 +255,8 @@ def revoke(name: str) -> None:
             raise EvoError(f"MCP server {shown!r} is defined in your own config "
                            f"({mine[0].source}): there is no approval to revoke")
         raise EvoError(f"MCP server {shown!r} is not approved in this repository")
-    del approved[name]
-    _write_approvals(root, approved)
+    withdraw_approval(root, name)
     echo(f"revoked your approval of MCP server {shown!r}: it does not start until approved again")
-
-
-def _write_approvals(root: Path, approved: dict[str, str]) -> None:
-    """The approvals file with `approved` (atomic replace), as mcp_config.approve writes it."""
-    from ..mcp_config import approvals_path
-
-    path = approvals_path(root)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps({"version": 1, "approved": approved}, indent=2, sort_keys=True)
-                       + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 COMMANDS = [mcp]

@@ -83,6 +83,9 @@ class Tool:
     name: ClassVar[str]
     description: ClassVar[str]
     parameters: ClassVar[dict[str, Any]]
+    read_only: bool = False
+    """True when a call changes nothing: an extra tool (an MCP server's) that says so is
+    offered in read-only turns (/ask) too. Built-in tools are chosen there by name."""
 
     def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolOutput:
         raise NotImplementedError

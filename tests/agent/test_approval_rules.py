@@ -208,13 +208,14 @@ class NoServer:
     call_timeout = 1.0
 
     def __init__(self, server):
-        from evoagent.agent.mcp_tools import McpClients, _Connection
+        from evoagent.agent.mcp_connection import Connection
+        from evoagent.agent.mcp_tools import McpClients
 
         self.clients = McpClients([], runner=None, workspace=Path("."))
-        self.connection = _Connection(server, lambda: None, None)
+        self.connection = Connection(server, lambda: None, None)
 
     def tool(self, name: str):
-        from evoagent.agent.mcp_tools import McpTool
+        from evoagent.agent.mcp_tool import McpTool
 
         return McpTool(self.clients, self.connection, {"name": name, "inputSchema": {"type": "object"}})
 

@@ -313,3 +313,20 @@ def test_bad_type_names_the_file(state):
 def test_unrelated_env_vars_are_ignored(state, monkeypatch):
     monkeypatch.setenv("EVOAGENT_NOT_A_SETTING", "x")
     assert load_settings(state) == Settings()
+
+
+@pytest.mark.parametrize("tracked", [False, True])
+def test_mcp_servers_in_the_repo_config_are_not_settings(state, capsys, tracked):
+    """agent/mcp_config.py reads `[mcp_servers.NAME]`; the settings load around it."""
+    _write(state.config_file, 'test_command = "make check"\n\n[mcp_servers.docs]\n'
+                              'command = "docs-server"\n')
+    if tracked:
+        _commit(state.root, ".evoagent/config.toml")
+    assert load_settings(state).test_command == "make check"
+    assert capsys.readouterr().err == ""
+
+
+def test_mcp_servers_elsewhere_are_an_unknown_setting(state):
+    _write(state.root / "pyproject.toml", '[tool.evoagent.mcp_servers.docs]\ncommand = "x"\n')
+    with pytest.raises(EvoError, match=r"\[tool.evoagent\]: setting 'mcp_servers': Extra inputs"):
+        load_settings(state)

@@ -191,3 +191,75 @@ def test_a_genome_made_before_a_later_prompt_renders_the_templates(genome_dir):
     (genome_dir / "prompts/refine.j2").unlink()
     with pytest.raises(GenomeError, match="missing"):
         Genome.load(genome_dir)
+
+
+# -- MCP servers in the policy and the settings ----------------------------------------------
+
+
+def test_a_policy_with_only_mcp_allows_every_server_and_the_template_says_so(genome_dir):
+    old = Policy(mcp=True)  # a policy.toml written before the per-server lists
+    assert (old.mcp_servers, old.mcp_network) == (["*"], [])
+    assert old.allows_mcp_server("docs") and not old.mcp_server_network("docs")
+    assert not Policy(mcp=False).allows_mcp_server("docs")  # the master switch
+    template = Genome.load(genome_dir).policy
+    assert (template.mcp, template.mcp_servers, template.mcp_network) == (True, ["*"], [])
+
+
+def test_per_server_lists_choose_who_runs_and_who_keeps_the_network(genome_dir):
+    policy_toml = (genome_dir / "policy.toml").read_text()
+    _break(genome_dir, "policy.toml", policy_toml.replace('mcp_servers = ["*"]',
+                                                          'mcp_servers = ["docs", "files"]')
+           .replace("mcp_network = []", 'mcp_network = ["docs"]'))
+    policy = Genome.load(genome_dir).policy
+    assert [policy.allows_mcp_server(n) for n in ("docs", "files", "other")] == [True, True, False]
+    assert [policy.mcp_server_network(n) for n in ("docs", "files")] == [True, False]
+    assert Policy(network=True, mcp_network=[]).mcp_server_network("files")  # follows network
+
+
+@pytest.mark.parametrize(("rel", "text", "problem"), [
+    ("policy.toml", 'mcp_servers = ["a__b"]\n', "mcp_servers: Value error, 'a__b' is not an MCP "
+                                                "server name"),
+    ("policy.toml", 'mcp_network = ["*", ""]\n', "mcp_network: Value error, '' is not an MCP"),
+    ("agent.toml", 'version = 2\n[tools]\nmcp_disabled = ["docs__"]\n',
+     "tools.mcp_disabled: Value error, 'docs__' is neither an MCP server name nor server__tool"),
+])
+def test_bad_mcp_names_fail_in_one_line(genome_dir, rel, text, problem):
+    _break(genome_dir, rel, text)
+    with pytest.raises(GenomeError) as err:
+        Genome.load(genome_dir)
+    assert problem in err.value.message and "\n" not in err.value.message
+
+
+def test_allowing_a_server_or_its_network_is_a_loosening_and_removing_one_is_not():
+    parent = Policy(mcp=True, mcp_servers=["docs"], mcp_network=["docs"])
+    child = Policy(mcp=True, mcp_servers=["docs", "files", "*"], mcp_network=["docs", "files"])
+    assert parent.loosenings(child) == [
+        "MCP server 'files' allowed", "every MCP server ('*') allowed",
+        "network for MCP server 'files' added"]
+    assert child.loosenings(parent) == []
+    assert Policy(mcp=True).loosenings(Policy(mcp=True, mcp_servers=["files"])) == []  # "*" had it
+    assert Policy(mcp=True).loosenings(Policy(mcp=True, mcp_network=["*"])) == [
+        "network for every MCP server ('*') added"]
+
+
+def test_the_genome_may_disable_a_server_or_one_of_its_tools(genome_dir):
+    agent_toml = (genome_dir / "agent.toml").read_text()
+    _break(genome_dir, "agent.toml", agent_toml.replace(
+        "[tools]\n", '[tools]\nmcp_disabled = ["docs", "files__delete"]\n'))
+    tools = Genome.load(genome_dir).settings.tools
+    assert [tools.uses_mcp(n) for n in ("docs", "docs__search", "files", "files__delete",
+                                        "files__read", "files_x__delete")] == [
+        False, False, True, False, True, True]
+
+
+def test_the_evolve_policy_gate_rejects_a_variant_that_allows_an_mcp_server(genome_dir):
+    from evoagent.agent.evolve.gates import policy_gate
+
+    parent = (genome_dir / "policy.toml").read_text().replace('mcp_servers = ["*"]',
+                                                              'mcp_servers = ["docs"]')
+    _break(genome_dir, "policy.toml", parent.replace('["docs"]', '["docs", "files"]'))
+    looser = policy_gate(parent, genome_dir)
+    assert not looser.passed
+    assert looser.detail == "policy.toml loosened: MCP server 'files' allowed"
+    _break(genome_dir, "policy.toml", parent.replace('["docs"]', "[]"))
+    assert policy_gate(parent, genome_dir).passed  # allowing fewer is a tightening

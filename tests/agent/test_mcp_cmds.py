@@ -61,9 +61,9 @@ def test_list_shows_your_servers_and_the_repositorys_with_their_status(git_repo)
     out = invoke(git_repo.path, "mcp", "list")
     assert out.exit_code == 0
     assert rows(out.output) == {
-        "notes": "your config will start stdio: notes-server --db '~/notes.db'",
-        "docs": "your config will start http: https://mcp.example.com/mcp",
-        "lint": "this repository waiting for your approval stdio: node tools/lint-server.js --strict",
+        "notes": "your mcp.json will start stdio: notes-server --db '~/notes.db'",
+        "docs": "your mcp.json will start http: https://mcp.example.com/mcp",
+        "lint": "repository .mcp.json waiting for your approval stdio: node tools/lint-server.js --strict",
     }
     refused = [line for line in out.output.splitlines() if line.startswith("refused:")]
     assert len(refused) == 1 and "'web'" in refused[0] and "only stdio servers" in refused[0]
@@ -95,7 +95,7 @@ def test_approve_then_list_says_will_start_and_a_changed_definition_waits_again(
     assert "  env:  LEVEL=2\n" in out.output
     assert approvals_path(git_repo.path).is_file()
     assert rows(invoke(git_repo.path, "mcp", "list").output)["lint"].startswith(
-        "this repository will start ")
+        "repository .mcp.json will start ")
     assert [s.name for s in load_servers(git_repo.path).start] == ["notes", "docs", "lint"]
     again = invoke(git_repo.path, "mcp", "approve", "lint").output
     assert again.startswith("MCP server 'lint' is already approved")
@@ -105,7 +105,7 @@ def test_approve_then_list_says_will_start_and_a_changed_definition_waits_again(
     git_repo.commit("lint fixes too", {".mcp.json": json.dumps(changed)})
     listed = invoke(git_repo.path, "mcp", "list").output
     assert rows(listed)["lint"].startswith(
-        "this repository changed since you approved it: waiting for your approval ")
+        "repository .mcp.json changed since you approved it: waiting for your approval ")
     assert "lint" in [s.name for s in load_servers(git_repo.path).unapproved]
 
     assert "runs: node tools/lint-server.js --strict --fix" in invoke(
@@ -118,7 +118,8 @@ def test_approve_then_list_says_will_start_and_a_changed_definition_waits_again(
 
 
 @pytest.mark.parametrize(("args", "says"), [
-    (("approve", "nope"), "no MCP server named 'nope' in this repository's .mcp.json"),
+    (("approve", "nope"), "no MCP server named 'nope' in this repository's .mcp.json or "
+                          ".evoagent/config.toml"),
     (("approve", "notes"), "MCP server 'notes' is defined in your own config"),
     (("approve", "web"), "cannot approve it: ignoring MCP server 'web'"),
     (("approve", "x\x1b]52;c;AAAA\x07y\n"), "no MCP server named 'xy'"),
@@ -181,3 +182,58 @@ def test_without_bubblewrap_stdio_servers_are_noted(git_repo, monkeypatch, tmp_p
              if line.startswith("note:")]
     assert notes == ["note: bubblewrap (bwrap) is not installed: stdio servers run only in its "
                      "sandbox, so they do not start"]
+
+
+def test_config_toml_servers_are_yours_until_git_tracks_the_file(git_repo):
+    define(git_repo, person=None, project=None)
+    git_repo.commit("init", {"a.py": "x = 1\n"})
+    config = git_repo.path / ".evoagent" / "config.toml"
+    config.parent.mkdir()
+    config.write_text('test_command = "pytest"\n\n[mcp_servers.local]\ncommand = "local-server"\n'
+                      'args = ["--port", "0"]\n')
+    assert rows(invoke(git_repo.path, "mcp", "list").output) == {
+        "local": "your .evoagent/config.toml will start stdio: local-server --port 0"}
+
+    git_repo.git("add", "-f", ".evoagent/config.toml")  # now the repository's
+    git_repo.commit("ship a config")
+    out = invoke(git_repo.path, "mcp", "list")
+    assert rows(out.output) == {"local": "repository .evoagent/config.toml waiting for your "
+                                         "approval stdio: local-server --port 0"}
+    assert out.output.splitlines()[-1].startswith("to start a waiting server")
+    assert invoke(git_repo.path, "mcp", "approve", "local").exit_code == 0
+    assert "will start" in rows(invoke(git_repo.path, "mcp", "list").output)["local"]
+    [server] = json.loads(invoke(git_repo.path, "mcp", "list", "--json").output)["servers"]
+    assert (server["defined_in"], server["file"]) == ("project", str(config))
+
+
+def test_revoke_withdraws_the_approval_and_says_when_there_was_none(git_repo):
+    from evoagent.agent.mcp_config import read_approvals, revoke
+
+    define(git_repo)
+    invoke(git_repo.path, "mcp", "approve", "lint")
+    assert list(read_approvals(git_repo.path)) == ["lint"]
+    assert revoke(git_repo.path, "lint") is True
+    assert read_approvals(git_repo.path) == {}
+    assert revoke(git_repo.path, "lint") is False
+    assert json.loads(approvals_path(git_repo.path).read_text()) == {"version": 1, "approved": {}}
+
+
+def test_list_notes_what_the_agents_policy_and_settings_do_per_server(git_repo):
+    define(git_repo)
+    genome = git_repo.path / ".evoagent" / "agent"
+    init_genome(genome)
+    policy = genome / "policy.toml"
+    policy.write_text(policy.read_text().replace('mcp_servers = ["*"]', 'mcp_servers = ["notes", '
+                                                 '"lint"]').replace("mcp_network = []",
+                                                                    'mcp_network = ["notes"]'))
+    agent = genome / "agent.toml"
+    agent.write_text(agent.read_text().replace("[tools]\n", '[tools]\nmcp_disabled = ["lint"]\n'))
+    notes = [line for line in invoke(git_repo.path, "mcp", "list").output.splitlines()
+             if line.startswith("note:")]
+    assert notes == [
+        "note: MCP server 'notes' runs with the network (policy.toml mcp_network)",
+        "note: MCP server 'docs' does not start: the agent's policy does not allow it "
+        "(policy.toml mcp_servers)",
+        "note: MCP server 'lint' does not start: the agent disables it (agent.toml [tools] "
+        "mcp_disabled)",
+    ]

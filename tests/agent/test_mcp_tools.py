@@ -16,17 +16,20 @@ from pathlib import Path
 
 import pytest
 from evoagent.agent.events import ToolResult
+from evoagent.agent.genome import Policy
 from evoagent.agent.loop import AgentLoop, LoopConfig
 from evoagent.agent.mcp_config import (
     PERSON,
     PROJECT,
+    McpServers,
     ServerDef,
     approvals_path,
     approve,
     load_servers,
     user_mcp_path,
 )
-from evoagent.agent.mcp_tools import McpClients, checkable
+from evoagent.agent.mcp_tool import checkable
+from evoagent.agent.mcp_tools import McpClients, open_mcp
 from evoagent.agent.model import Model
 from evoagent.agent.scripted_provider import (
     ScriptedReply,
@@ -229,18 +232,29 @@ def test_a_server_that_never_answers_is_given_up_after_the_start_timeout(workspa
 
 @needs_bwrap
 def test_network_is_refused_inside_the_sandbox_unless_the_policy_allows_it(workspace):
+    """A server's sandbox has the network when the policy's `network` is on, or when its
+    `mcp_network` names that server; bubblewrap's own network namespace (no network) cannot
+    reach a port this test opened on the host's loopback."""
+    demo, docs = person("demo", "mcp_server.py"), person("docs", "mcp_server.py")
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(4)
         port = listener.getsockname()[1]
         outcomes = {}
-        for network in (False, True):
-            mcp, _ = clients(workspace, [person("demo", "mcp_server.py")], network=network)
-            with mcp:
+        for network, servers in ((False, [demo, docs]), (True, [demo])):
+            lines: list[str] = []
+            policy = Policy(mcp=True, network=network, mcp_network=["docs"])
+            runner = BwrapRunner(workspace.sandbox_config(allow_network=network))
+            with open_mcp(McpServers(start=servers), runner, workspace.path, lines.append,
+                          policy=policy) as mcp:
                 ctx = ToolContext(workspace=workspace.path, extra_tools=mcp.tools())
-                outcomes[network] = call_tool("demo__connect", {"port": port}, ctx).text
-    assert outcomes[False].startswith("failed:")
-    assert outcomes[True] == "connected"
+                for server in servers:
+                    outcomes[network, server.name] = call_tool(
+                        f"{server.name}__connect", {"port": port}, ctx).text
+            assert lines == []
+    assert outcomes[False, "demo"].startswith("failed:")
+    assert outcomes[False, "docs"] == "connected"  # granted to this server only
+    assert outcomes[True, "demo"] == "connected"
 
 
 @needs_bwrap
