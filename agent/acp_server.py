@@ -1,32 +1,45 @@
 """`evoagent acp`: the Agent Client Protocol on stdio, so an editor (Zed, or any ACP client)
-drives the same `Session` the app drives.
+drives the same `Session` the app drives (docs/acp.md is the person's guide).
 
-One evoagent `Session` per ACP session, opened on the session's `cwd` (its repository). The
-ACP session id is the conversation's id: a new session pins a fresh id on its conversation
-before the first turn, so `session/load` of that id (here or in a later process) resumes
-the saved conversation with `Session.resume_conversation`, replaying its turns as message
-chunks and its pending change as a diff.
+One evoagent `Session` per ACP session, on the session's `cwd`; the ACP session id is the
+conversation's id, so `session/load` (here or in a later process) resumes the saved
+conversation (`Session.resume_conversation`), replaying its turns and its pending change.
+The client's `mcpServers` are the person's own (their editor's config): stdio and HTTP
+servers join that session's MCP servers; SSE ones and names a `server__tool` name cannot
+carry are skipped with one line shown to the client.
 
 A prompt turn is `Session.ask` in a worker thread; its events become session updates
-(agent/acp_updates.py) sent in order by one pump task, and the turn ends `end_turn`,
-`cancelled` (after `session/cancel`, which is `Session.cancel`) or `max_turn_requests` (a
-budget). An `ApprovalNeeded` becomes `session/request_permission` with allow once / allow
-always (when a rule may be remembered) / reject; the answer goes back through
-`event.answer`. Session modes are the approval modes (ask, auto_edits, full_auto).
+(agent/acp_updates.py: messages, tool calls, live output, the kernel's steps as a plan) sent
+in order by one pump task. `session/cancel` is `Session.cancel`; approvals become
+`session/request_permission`; session modes are the approval modes.
 
-What reaches the person's files is only what they accept. A turn never applies its change:
-the pending change is shown as a completed edit tool call with one diff per file (old text
-= the file now, new text = with the change, computed in memory: agent/acp_diffs.py), and
-the person applies it with the `/accept [HUNK_ID ...]` command (`Session.accept`, through
-`git apply` in their tree, not through the client's fs methods), drops it with `/reject`
-and takes back the last accepted change with `/undo`. `/ask QUESTION` is a read-only turn,
-`/compact` summarizes the conversation's older turns. These are advertised as available
-commands.
+What reaches the person's files is only what they accept. A turn makes and tests its change
+in the sandbox and shows it as diffs (agent/acp_diffs.py); `/accept [HUNK_ID ...]` applies
+it (`Session.accept`), and who writes follows one rule:
+
+- the client said `fs.readTextFile` and `fs.writeTextFile`: each file is read through the
+  client (its buffer, unsaved edits included), the chosen hunks are applied in memory by
+  the strict parser the patch policy uses, and the result is written with
+  `fs/write_text_file` (agent/acp_files.py). A hunk that does not fit the buffer writes
+  nothing, and the reply names the file to save or revert. A change holding anything else
+  than modifications and creations of UTF-8 text files (a deletion, rename, mode change,
+  binary file, symlink) goes whole through `git apply`, and the reply says so;
+- otherwise evoagent writes the accepted hunks itself with `git apply`.
+
+`/undo` goes back the way the change came: through the client only when every file still
+holds exactly what was written (else one line, nothing written, still undoable); a file the
+accept created is then removed on disk by evoagent (ACP has no delete). `/reject`, `/ask`,
+`/compact`, `/recall`, `/locate` and `/mine` are the other advertised commands
+(agent/acp_commands.py).
+
+initialize lists no auth method when a model is available (the --model flag, the person's
+config, a provider key, a local Ollama); otherwise one whose description says which key to
+set, and `authenticate` checks again.
 
 The protocol owns stdout: the ACP streams use private copies of fds 0 and 1, and fd 1 then
 points at stderr (fd 0 at /dev/null), so a stray print or a child process cannot corrupt
-the JSON-RPC stream. Not done yet: MCP servers (ignored), images and audio in prompts,
-the client's fs/terminal methods, `session/list`, per-hunk review in the client, plans.
+the stream. Not done yet: images and audio in prompts, the client's terminal methods,
+`session/list`, per-hunk review in the client.
 """
 
 from __future__ import annotations
@@ -40,7 +53,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .acp_updates import ALLOW_ALWAYS, ALLOW_ONCE, UpdateMapper
+from .acp_commands import COMMANDS, commands_update, run_command, split_command
+from .acp_updates import (
+    ALLOW_ALWAYS,
+    ALLOW_ONCE,
+    UpdateMapper,
+    client_mcp_servers,
+    closing_line,
+    prompt_text,
+)
 from .approval import ApprovalMode
 from .errors import EvoError
 from .events import ApprovalNeeded, Event
@@ -55,15 +76,8 @@ MODE_NAMES = {
     ApprovalMode.FULL_AUTO: ("Full auto", "Never ask: the sandbox is the safety"),
 }
 
-COMMANDS = {
-    "accept": ("Apply the pending change to your files (all, or the hunk ids given)",
-               "hunk ids, e.g. 0:1 2 (optional)"),
-    "reject": ("Drop the pending change", None),
-    "undo": ("Put back the files of the last accepted change", None),
-    "compact": ("Summarize the conversation's older turns", None),
-    "ask": ("Ask a question: a read-only turn that changes nothing", "your question"),
-}
-"""Slash commands a prompt may start with: name -> (description, input hint)."""
+MODEL_AUTH = "model"
+"""The auth method offered when no model is available (its description says what to set)."""
 
 STOP_REASONS = {"cancelled": "cancelled", "budget_exhausted": "max_turn_requests"}
 """A turn's status -> ACP stop reason; every other status ends the turn `end_turn`."""
@@ -93,6 +107,8 @@ class EvoAcpAgent:
         self.model = model
         self.mode = ApprovalMode(mode)
         self.sessions: dict[str, AcpSession] = {}
+        self.client_fs = False
+        """The client reads and writes text files for us (initialize's fs capabilities)."""
         self._conn: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: asyncio.Queue[tuple[str, Any]] | None = None
@@ -113,22 +129,39 @@ class EvoAcpAgent:
         from importlib.metadata import PackageNotFoundError, version
 
         import acp
-        from acp.schema import AgentCapabilities, Implementation, PromptCapabilities
+        from acp.schema import (
+            AgentCapabilities,
+            AuthMethodAgent,
+            Implementation,
+            McpCapabilities,
+            PromptCapabilities,
+        )
 
+        fs = getattr(client_capabilities, "fs", None)
+        self.client_fs = bool(fs and fs.read_text_file and fs.write_text_file)
         try:
             ours = version("evoagent")
         except PackageNotFoundError:
             ours = "0"
+        hint = await asyncio.to_thread(model_hint, self.model)
         return acp.InitializeResponse(
             protocol_version=acp.PROTOCOL_VERSION,
             agent_capabilities=AgentCapabilities(
-                load_session=True, prompt_capabilities=PromptCapabilities(embedded_context=True)),
-            auth_methods=[],
+                load_session=True, prompt_capabilities=PromptCapabilities(embedded_context=True),
+                mcp_capabilities=McpCapabilities(http=True, sse=False)),
+            auth_methods=[AuthMethodAgent(id=MODEL_AUTH, name="Configure a model",
+                                          description=hint)] if hint else [],
             agent_info=Implementation(name="evoagent", title="evoagent", version=ours),
         )
 
     async def authenticate(self, method_id: str, **kwargs: Any) -> Any:
-        return None  # no auth methods: model keys come from the person's environment
+        """Nothing to log in to: check again whether a model is available now."""
+        import acp
+
+        hint = await asyncio.to_thread(model_hint, self.model)
+        if hint:
+            raise acp.RequestError(-32000, one_line(hint, 500))
+        return acp.AuthenticateResponse()
 
     async def new_session(self, cwd: str, mcp_servers: list[Any] | None = None,
                           **kwargs: Any) -> Any:
@@ -137,10 +170,13 @@ class EvoAcpAgent:
         from .run_record import new_run_id
 
         session_id = new_run_id("acp")
-        state = await self._open(session_id, cwd)
+        servers, skipped = client_mcp_servers(mcp_servers or [])
+        state = await self._open(session_id, cwd, servers)
         # The ACP session id names the conversation, so `session/load` finds it later.
         state.session.new_conversation(session_id)
-        self._after_response(session_id, self._commands_update())
+        for line in skipped:
+            self._after_response(session_id, acp.update_agent_thought_text(f"· mcp: {line}\n"))
+        self._after_response(session_id, commands_update())
         return acp.NewSessionResponse(session_id=session_id, modes=self._modes(state))
 
     async def load_session(self, cwd: str, session_id: str, mcp_servers: list[Any] | None = None,
@@ -150,21 +186,24 @@ class EvoAcpAgent:
         old = self.sessions.pop(session_id, None)
         if old is not None:  # reloaded in this process: its workspace goes first
             await asyncio.to_thread(_close_session, old.session)
-        state = await self._open(session_id, cwd)
+        servers, skipped = client_mcp_servers(mcp_servers or [])
+        state = await self._open(session_id, cwd, servers)
+        for line in skipped:
+            self.send(session_id, acp.update_agent_thought_text(f"· mcp: {line}\n"))
         try:
             saved = await asyncio.to_thread(state.session.resume_conversation, session_id)
         except EvoError as exc:
             self.sessions.pop(session_id, None)
             raise _request_error(exc, invalid=True) from None
         for turn in saved.turns:
-            self._send(session_id, acp.update_user_message_text(turn.request))
+            self.send(session_id, acp.update_user_message_text(turn.request))
             if turn.reply:
-                self._send(session_id, acp.update_agent_message_text(turn.reply))
+                self.send(session_id, acp.update_agent_message_text(turn.reply))
         if saved.pending.strip() and saved.turns:
             state.pending_run = saved.turns[-1].run_id
-            self._send(session_id, state.mapper.change(state.pending_run, saved.pending))
-        self._send(session_id, self._commands_update())
-        await self._flush()
+            self.send(session_id, state.mapper.change(state.pending_run, saved.pending))
+        self.send(session_id, commands_update())
+        await self.flush()
         return acp.LoadSessionResponse(modes=self._modes(state))
 
     async def set_session_mode(self, mode_id: str, session_id: str, **kwargs: Any) -> Any:
@@ -193,7 +232,7 @@ class EvoAcpAgent:
             if name == "ask":
                 stop = await self._turn(session_id, state, rest, read_only=True)
             elif name in COMMANDS:
-                await self._command(session_id, state, name, rest)
+                await run_command(self, session_id, state, name, rest)
                 stop = "end_turn"
             else:
                 stop = await self._turn(session_id, state, text)
@@ -208,66 +247,36 @@ class EvoAcpAgent:
         try:
             outcome = await asyncio.to_thread(state.session.ask, text, read_only)
         except EvoError as exc:
-            await self._flush()
+            await self.flush()
             raise _request_error(exc) from None
-        await self._flush()  # every update of the turn goes before its response
+        await self.flush()  # every update of the turn goes before its response
         if outcome.status == "cancelled":
             return "cancelled"
+        answer = outcome.answer.strip()
+        if outcome.status == "answered" and answer and answer not in state.mapper.said:
+            # The answer came as finish's summary, not as text the client has seen.
+            self.send(session_id, acp.update_agent_message_text(outcome.answer))
+            await self.flush()
         if outcome.patch.strip() and outcome.status != "answered":
             state.pending_run = outcome.run_id
-            self._send(session_id, state.mapper.change(outcome.run_id, outcome.patch))
-            self._send(session_id, acp.update_agent_message_text(_closing_line(outcome)))
-            await self._flush()
+            self.send(session_id, state.mapper.change(outcome.run_id, outcome.patch))
+            self.send(session_id, acp.update_agent_message_text(closing_line(outcome)))
+            await self.flush()
         return STOP_REASONS.get(outcome.status, "end_turn")
-
-    async def _command(self, session_id: str, state: AcpSession, name: str, rest: str) -> None:
-        import acp
-
-        session = state.session
-        try:
-            if name == "accept":
-                reply = await self._accept(state, rest.split())
-            elif name == "reject":
-                if state.pending_run is None:
-                    reply = "There is no pending change to reject."
-                else:
-                    await asyncio.to_thread(session.discard, state.pending_run)
-                    state.pending_run = None
-                    reply = "Dropped the pending change; your files are as they were."
-            elif name == "undo":
-                paths = await asyncio.to_thread(session.undo)
-                reply = f"Put back {', '.join(paths)}."
-            else:  # compact
-                done = await asyncio.to_thread(session.compact)
-                reply = ("Nothing to compact yet." if done is None else
-                         f"Compacted the conversation: about {done.tokens_before} → "
-                         f"{done.tokens_after} tokens.")
-        except EvoError as exc:
-            reply = f"evoagent: {exc.message}"
-        await self._flush()
-        self._send(session_id, acp.update_agent_message_text(reply))
-        await self._flush()
-
-    async def _accept(self, state: AcpSession, hunk_ids: list[str]) -> str:
-        if state.pending_run is None:
-            return "There is no pending change to accept."
-        result = await asyncio.to_thread(state.session.accept, state.pending_run,
-                                         hunk_ids or None)
-        state.pending_run = None
-        return (f"Applied to your files: {', '.join(result.paths)}. /undo puts them back.")
 
     # -- sessions -------------------------------------------------------------------------
 
-    async def _open(self, session_id: str, cwd: str) -> AcpSession:
+    async def _open(self, session_id: str, cwd: str, mcp_servers: tuple[Any, ...]) -> AcpSession:
         from .repo_context import RepoContext
         from .session import Session
 
         def emit(event: Event) -> None:
-            self._from_thread(session_id, event)
+            self.send_threadsafe(session_id, event)
 
         try:
             ctx = await asyncio.to_thread(RepoContext.open, Path(cwd))
-            session = await asyncio.to_thread(Session.open, ctx, self.model, self.mode, emit)
+            session = await asyncio.to_thread(Session.open, ctx, self.model, self.mode, emit,
+                                              mcp_servers)
         except EvoError as exc:
             raise _request_error(exc, invalid=True) from None
         state = self.sessions[session_id] = AcpSession(session, UpdateMapper(ctx.root))
@@ -287,16 +296,6 @@ class EvoAcpAgent:
             available_modes=[SessionMode(id=mode.value, name=name, description=about)
                              for mode, (name, about) in MODE_NAMES.items()])
 
-    def _commands_update(self) -> Any:
-        from acp.helpers import update_available_commands
-        from acp.schema import AvailableCommand, AvailableCommandInput, UnstructuredCommandInput
-
-        return update_available_commands(
-            AvailableCommand(name=name, description=about,
-                             input=AvailableCommandInput(root=UnstructuredCommandInput(hint=hint))
-                             if hint else None)
-            for name, (about, hint) in COMMANDS.items())
-
     async def close(self) -> None:
         """The client went away: stop running turns, remove the workspaces."""
         states, self.sessions = list(self.sessions.values()), {}
@@ -306,15 +305,15 @@ class EvoAcpAgent:
 
     # -- ordered delivery of updates ----------------------------------------------------
 
-    def _from_thread(self, session_id: str, event: Event) -> None:
-        """`emit` of a session: called on the worker thread of its turn."""
+    def send_threadsafe(self, session_id: str, item: Any) -> None:
+        """`send` from a worker thread (a turn's events, a command's progress)."""
         loop = self._loop
         if loop is None:
             return
         with contextlib.suppress(RuntimeError):  # the loop closed: the client is gone
-            loop.call_soon_threadsafe(self._send, session_id, event)
+            loop.call_soon_threadsafe(self.send, session_id, item)
 
-    def _send(self, session_id: str, item: Any) -> None:
+    def send(self, session_id: str, item: Any) -> None:
         """Queue an evoagent event or a ready ACP update (loop thread only)."""
         assert self._queue is not None, "on_connect comes first"
         self._queue.put_nowait((session_id, item))
@@ -323,9 +322,17 @@ class EvoAcpAgent:
         """Send `update` once the current request has been answered (a new session's
         commands must not arrive before the client knows the session)."""
         loop = asyncio.get_running_loop()
-        loop.call_soon(self._send, session_id, update)
+        loop.call_soon(self.send, session_id, update)
 
-    async def _flush(self) -> None:
+    def client_files(self, session_id: str, root: Path) -> Any:
+        """The client's fs methods as a `patches.FileAccess` (None: it offers none)."""
+        if not self.client_fs or self._loop is None:
+            return None
+        from .acp_files import ClientFiles
+
+        return ClientFiles(self._conn, self._loop, session_id, root)
+
+    async def flush(self) -> None:
         if self._queue is not None:
             await self._queue.join()
 
@@ -383,44 +390,23 @@ class EvoAcpAgent:
             event.answer(False)
 
 
-def prompt_text(blocks: list[Any]) -> str:
-    """The request a prompt's content blocks make: its text, with embedded files as fenced
-    context and links to files named by their URI."""
-    parts = []
-    for block in blocks:
-        kind = getattr(block, "type", "")
-        if kind == "text":
-            parts.append(block.text)
-        elif kind == "resource_link":
-            parts.append(f"@{block.uri}")
-        elif kind == "resource" and getattr(block.resource, "text", None) is not None:
-            parts.append(f"\n<context uri={block.resource.uri!r}>\n{block.resource.text}\n"
-                         "</context>\n")
-    return "".join(parts).strip()
+def model_hint(model: str | None) -> str:
+    """"" when a model is available (the flag, the person's config, a provider key in the
+    environment, a local Ollama), else the line saying how to configure one."""
+    from .model_select import NoModelAvailable, select_model
+    from .repo_context import RepoContext
 
-
-def split_command(text: str) -> tuple[str | None, str]:
-    """("accept", "0:1 2") for "/accept 0:1 2"; (None, text) when it is no known command."""
-    if not text.startswith("/"):
-        return None, text
-    head, _, rest = text[1:].partition(" ")
-    name = head.strip().lower()
-    return (name, rest.strip()) if name in COMMANDS else (None, text)
-
-
-def _closing_line(outcome: Any) -> str:
-    summary = (outcome.summary or "").strip()
-    tests = (outcome.tests or {}).get("after") or {}
-    counts = ""
-    if isinstance(tests, dict) and tests and not tests.get("not_run"):
-        passed, failed = (len(tests.get(k) or []) for k in ("passed", "failed"))
-        counts = f"; tests: {passed} passed, {failed} failed"
-    lead = f"{summary}\n\n" if summary else "\n\n"
-    error = outcome.report.get("error") if isinstance(outcome.report, dict) else None
-    if error:  # the model failed mid-turn: its best attempt is what is pending
-        lead += f"The model failed: {one_line(str(error), 300)}\n"
-    return (f"{lead}Status: {outcome.status}{counts}. The change is pending: /accept applies "
-            "it to your files, /reject drops it.")
+    configured = model
+    if configured is None:  # the person's config, as the repository of the cwd reads it
+        with contextlib.suppress(EvoError):
+            configured = RepoContext.open(Path.cwd()).settings.model
+    try:
+        select_model(configured or None)
+    except NoModelAvailable as exc:
+        return exc.message
+    except EvoError:
+        return ""  # a bad model name: a session says so, it is no matter of authentication
+    return ""
 
 
 def _close_session(session: Any) -> None:

@@ -6,6 +6,15 @@ index alone, "2"), `select` rebuilds a patch from chosen hunks (later hunks' tar
 recomputed so they still apply), `apply_to_worktree` runs `git apply` after a `--check` and
 records the touched files' previous bytes, and `undo` puts those bytes back, refusing when a
 file changed since the apply.
+
+`apply_through` is the other writer: an editor's buffers (ACP's fs methods), given as a
+`FileAccess`. Each file is read through it (a buffer may hold unsaved edits), its hunks are
+applied in memory by patch_sections' strict parser (exactly at their lines, as the diffs
+shown were made), and the results are written back through it, only once every file's
+hunks applied. It makes modifications and creations of UTF-8 text files only; anything
+else (a deletion, rename, mode change, binary file, symlink) raises `NotWritableThrough`,
+and the caller applies the whole change with `git apply` instead. The `AppliedChange`
+remembers its writer, so `undo` goes back the same way.
 """
 
 from __future__ import annotations
@@ -13,18 +22,50 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import stat
 import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Protocol
 
 from evoagent.memory.commit_names import strip_prefix, unquote_path
 
 from .errors import EvoError
 
+if TYPE_CHECKING:
+    from .patch_sections import Section
+
 
 class PatchError(EvoError):
     """A patch that cannot be parsed, selected, applied, undone or committed (one line)."""
+
+
+class NotWritableThrough(PatchError):
+    """The patch holds a change a `FileAccess` cannot make: apply it with `git apply`."""
+
+
+class StaleFile(PatchError):
+    """A file's hunks do not fit the text the `FileAccess` holds (edited since): `path`."""
+
+    def __init__(self, path: str):
+        super().__init__(f"{path}: the change does not fit its text now (edited since it was "
+                         "proposed?): save or revert it and accept again; nothing was written")
+        self.path = path
+
+
+class FileAccess(Protocol):
+    """Files of the person's tree as another program holds them (an editor's buffers).
+    Paths are relative to the repository root."""
+
+    def read(self, rel_path: str) -> str | None:
+        """The file's whole text, or None when it cannot be read."""
+
+    def write(self, rel_path: str, text: str) -> None:
+        """Replace (or create) the file's text; raises on failure."""
+
+    def remove(self, rel_path: str) -> None:
+        """Delete the file (undo of a creation)."""
 
 
 @dataclass
@@ -80,6 +121,8 @@ class AppliedChange:
     files: list[FileState]
     created_dirs: list[str] = field(default_factory=list)
     """Directories the apply created (removed again by undo when empty)."""
+    through: FileAccess | None = None
+    """The writer that applied it (`apply_through`); None: `git apply` in the tree."""
 
     @property
     def paths(self) -> list[str]:
@@ -205,6 +248,9 @@ def undo(root: Path, applied: AppliedChange) -> None:
     created are removed, files it deleted come back. PatchError, changing nothing, when any
     of them changed since the apply."""
     root = Path(root)
+    if applied.through is not None:
+        _undo_through(root, applied, applied.through)
+        return
     changed = [f.path for f in applied.files if _sha(_read(root / f.path)) != f.after_sha]
     if changed:
         raise PatchError(f"cannot undo: {', '.join(changed)} changed since the change was "
@@ -219,12 +265,136 @@ def undo(root: Path, applied: AppliedChange) -> None:
         target.write_bytes(state.before)
         if state.mode_before is not None:
             os.chmod(target, state.mode_before)
-    for rel in sorted(applied.created_dirs, key=lambda d: -d.count("/")):
+    _remove_created_dirs(root, applied.created_dirs)
+
+
+def _remove_created_dirs(root: Path, created: list[str]) -> None:
+    for rel in sorted(created, key=lambda d: -d.count("/")):
         directory = root / rel
         for sub in sorted((p for p in directory.rglob("*") if p.is_dir()),
                           key=lambda p: -len(p.parts)) if directory.is_dir() else []:
             _rmdir_if_empty(sub)
         _rmdir_if_empty(directory)
+
+
+# -- through another writer (an editor's buffers) -------------------------------------------
+
+
+def apply_through(root: Path, patch_text: str, files: FileAccess) -> AppliedChange:
+    """Apply `patch_text` by reading and writing through `files` (see the module docstring).
+    NotWritableThrough (nothing read or written) when a file is not a modification or
+    creation of a UTF-8 text file; StaleFile when a file's hunks do not fit the text `files`
+    holds, PatchError when it cannot be read: nothing is written then. A write that fails
+    puts back what was already written (as far as `files` still answers) and raises."""
+    from .patch_sections import apply_hunks, split
+
+    root = Path(root)
+    parsed = split(patch_text)
+    if parsed.preamble.strip() or not parsed.sections:
+        raise NotWritableThrough("the change is not a git diff of files")
+    for section in parsed.sections:
+        reason = _not_writable(root, section)
+        if reason:
+            raise NotWritableThrough(f"{section.display_path}: {reason}")
+    planned: list[tuple[str, str | None, str]] = []  # path, text before (None: new), after
+    for section in parsed.sections:
+        rel = section.new_path or ""
+        if section.is_new:
+            if os.path.lexists(root / rel):
+                raise PatchError(f"{rel}: already exists in your tree")
+            old = None
+        else:
+            old = files.read(rel)
+            if old is None:
+                raise PatchError(f"{rel}: could not be read through your editor; "
+                                 "nothing was written")
+        new = apply_hunks(old or "", section.hunks)
+        if new is None:
+            raise StaleFile(rel)
+        planned.append((rel, old, new))
+    states = [FileState(rel, None if old is None else _utf8(old), _mode(root / rel),
+                        _sha(_utf8(new))) for rel, old, new in planned]
+    # The editor may not make a new file's directories; evoagent does (undo removes them).
+    dirs = _missing_dirs(root, [rel for rel, old, _ in planned if old is None])
+    for rel, old, _ in planned:
+        if old is None:
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+    written: list[tuple[str, str | None]] = []
+    for rel, old, new in planned:
+        try:
+            files.write(rel, new)
+        except Exception as exc:
+            for done, before in reversed(written):
+                with contextlib.suppress(Exception):  # best effort: the first error is the news
+                    files.write(done, before) if before is not None else files.remove(done)
+            _remove_created_dirs(root, dirs)
+            why = (exc.message if isinstance(exc, EvoError) else str(exc)) or type(exc).__name__
+            raise PatchError(f"{rel}: your editor could not write it ({why.splitlines()[0][:200]}"
+                             "); what was written before it is put back") from None
+        written.append((rel, old))
+    return AppliedChange(root, patch_text, states, dirs, through=files)
+
+
+def _not_writable(root: Path, section: Section) -> str | None:
+    """Why `files` cannot make this section's change (None: it can): only a modification or
+    a creation (mode 100644) of a UTF-8 text file at a plain path of the tree qualifies."""
+    from .patch_sections import SYMLINK
+
+    if not section.well_formed:
+        return "not a change git writes"
+    if section.is_deleted:
+        return "a deletion"
+    if section.copy or section.old_path not in (None, section.new_path):
+        return "a rename or copy"
+    if section.is_new and section.new_mode != "100644":
+        return f"a new file of mode {section.new_mode}"
+    if not section.is_new and section.old_mode != section.new_mode:
+        return "a mode change"
+    if section.binary or not section.hunks:
+        return "not a change of text"
+    if section.is_gitlink or SYMLINK in (section.old_mode, section.new_mode):
+        return "a symbolic link or submodule"
+    try:
+        section.text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "not UTF-8 text"
+    rel = PurePosixPath(section.new_path or "")
+    if rel.is_absolute() or not rel.parts or ".." in rel.parts or ".git" in rel.parts:
+        return "not a plain path of the tree"
+    target = root / rel
+    # An existing directory on the way that is a link would lead the write elsewhere.
+    if target.parent.resolve() != root.resolve().joinpath(rel.parent):
+        return "behind a symbolic link"
+    if not section.is_new:
+        try:
+            if not stat.S_ISREG(os.lstat(target).st_mode):
+                return "not a regular file in your tree"
+        except OSError:
+            return "missing from your tree"
+    return None
+
+
+def _undo_through(root: Path, applied: AppliedChange, files: FileAccess) -> None:
+    """Write the old texts back through `files` (a created file is removed), only when every
+    file still holds exactly what the accept wrote; PatchError, nothing written, otherwise."""
+    changed = []
+    for state in applied.files:
+        now = files.read(state.path)
+        if now is None or _sha(_utf8(now)) != state.after_sha:
+            changed.append(state.path)
+    if changed:
+        raise PatchError(f"cannot undo: {', '.join(changed)} changed in your editor since the "
+                         "change was written; nothing was written (it stays undoable)")
+    for state in applied.files:
+        if state.before is None:
+            files.remove(state.path)
+        else:
+            files.write(state.path, state.before.decode("utf-8", "surrogatepass"))
+    _remove_created_dirs(root, applied.created_dirs)
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
 
 
 def commit(root: Path, applied: AppliedChange, message: str) -> str:

@@ -6,9 +6,11 @@ opens a sandbox workspace from the current working tree; later ones continue in 
 context and workspace (the pending change grows; `RequestOutcome.patch` is all of it), and a
 question is answered without a change (status "answered": no tests, no review). `ask(...,
 read_only=True)` is /ask. The user's tree is never touched by a request: the person then
-`accept()`s all or some hunks (applied with `git apply`, remembered for `undo()`), optionally
-committing them and keeping them as knowledge, or `discard()`s the pending change; either
-way the conversation goes on from what the tree now holds.
+`accept()`s all or some hunks (applied with `git apply`, or written through a front end's
+`files` — an editor's buffers over ACP — when every file is a text modification or
+creation; remembered with their writer for `undo()`), optionally committing them and
+keeping them as knowledge, or `discard()`s the pending change; either way the conversation
+goes on from what the tree now holds.
 
 Conversations are saved after every turn (`conversation_store`): `resume_conversation()`
 reopens one with its messages and pending change (the workspace rebuilt from the saved patch).
@@ -41,7 +43,7 @@ from .errors import EvoError
 from .events import Event, Message
 from .knowledge_capture import capture_from_run, default_approver, read_run, resolve_run
 from .model_select import NO_MODEL_HINT, NoModelAvailable, select_model
-from .patches import AppliedChange, FilePatch
+from .patches import AppliedChange, FileAccess, FilePatch, NotWritableThrough
 from .repo_context import RepoContext
 from .usage import SessionTotals
 
@@ -127,14 +129,20 @@ class AcceptResult:
     knowledge_id: str | None = None
     knowledge_error: str | None = None
     """Set when keeping the fix as knowledge failed (the change itself stays applied)."""
+    written_by: str = "git apply"
+    """"git apply", or "editor" when `accept(files=...)` wrote it through them."""
+    not_through_editor: str = ""
+    """Why `files` were given but `git apply` wrote it (a deletion, a rename, ...)."""
 
 
 class Session:
     """See the module docstring. Create with `Session.open(...)`."""
 
     def __init__(self, ctx: RepoContext, model: str | None, model_hint: str, approver: Approver,
-                 emit: Callable[[Event], None]):
+                 emit: Callable[[Event], None], mcp_servers: tuple[Any, ...] = ()):
         self.ctx = ctx
+        self.mcp_servers = mcp_servers
+        """`mcp_config.ServerDef`s the front end adds (an editor's own, over ACP)."""
         self.model = model
         self.model_hint = model_hint
         self.approver = approver
@@ -157,15 +165,17 @@ class Session:
         model: str | None = None,
         mode: ApprovalMode = ApprovalMode.ASK,
         emit: Callable[[Event], None] = lambda e: None,
+        mcp_servers: tuple[Any, ...] = (),
     ) -> Session:
         """A session on the repo; opens even without a model (then `ask` raises
-        NoModelAvailable and `status().model_hint` says how to configure one)."""
+        NoModelAvailable and `status().model_hint` says how to configure one). `mcp_servers`
+        (`mcp_config.ServerDef`s, the person's) join the configured ones in its conversations."""
         try:
             name, hint = select_model(model or ctx.settings.model or None).name, ""
         except NoModelAvailable as exc:
             name, hint = None, exc.message
         rules = ApprovalRules.for_repo(ctx.state.dir)
-        return cls(ctx, name, hint, Approver(mode, emit, rules=rules), emit)
+        return cls(ctx, name, hint, Approver(mode, emit, rules=rules), emit, tuple(mcp_servers))
 
     @property
     def running(self) -> bool:
@@ -244,7 +254,8 @@ class Session:
 
     def _start_conversation(self, saved: SavedConversation | None = None) -> Conversation:
         controls = RunControls(approve=self.approver.approve, should_stop=self._cancel.is_set,
-                               on_sandbox=self._on_sandbox, mcp=True)
+                               on_sandbox=self._on_sandbox, mcp=True,
+                               mcp_servers=tuple(self.mcp_servers))
         conversation = Conversation(self.ctx, self.model, self.emit, controls,
                                     conversational=True, on_turn_end=self._save)
         if saved is not None:
@@ -357,18 +368,34 @@ class Session:
         hunk_ids: list[str] | None = None,
         commit: bool = False,
         note_as_knowledge: str | None = None,
+        files: FileAccess | None = None,
     ) -> AcceptResult:
         """Apply the run's patch (or only `hunk_ids`, ids from `RequestOutcome.files`) to the
         working tree; remembered for `undo()`. `commit` commits only those files;
         `note_as_knowledge` (a note, may be "") keeps the run as knowledge. EvoError (one
-        line) when it does not apply."""
+        line) when it does not apply (`patches.StaleFile` when a file's text in `files`
+        no longer fits).
+
+        `files` (an editor's buffers) writes the change instead of `git apply` when every
+        file is a modification or creation of a UTF-8 text file (`patches.apply_through`);
+        otherwise the whole change goes through `git apply`, and the result says why. A
+        commit reads the files from disk, so it always goes through `git apply`."""
         run_dir = resolve_run(self.ctx.state.runs_dir, run_id)
         report, patch = read_run(run_dir)
         chosen = patch if hunk_ids is None else patches.select(patch, hunk_ids)
         if not chosen.strip():
             raise EvoError(f"run {run_dir.name}: nothing selected to apply")
-        applied = patches.apply_to_worktree(self.ctx.root, chosen)
-        result = AcceptResult(run_dir.name, applied.paths)
+        applied, fallback = None, ""
+        if files is not None and not commit:
+            try:
+                applied = patches.apply_through(self.ctx.root, chosen, files)
+            except NotWritableThrough as exc:
+                fallback = exc.message
+        if applied is None:
+            applied = patches.apply_to_worktree(self.ctx.root, chosen)
+        result = AcceptResult(run_dir.name, applied.paths,
+                              written_by="editor" if applied.through is not None else "git apply",
+                              not_through_editor=fallback)
         if commit:
             title = (str(report.get("issue") or "").strip().splitlines() or ["evoagent change"])[0]
             message = f"{title.strip()[:68]}\n\n{report.get('summary') or ''}".rstrip()
@@ -379,6 +406,7 @@ class Session:
                       "change into their tree; the rest was discarded")
         _update_report(run_dir, {"accepted": {
             "hunks": hunk_ids, "paths": applied.paths, "commit_sha": result.commit_sha,
+            "written_by": result.written_by,
         }, **({"commit_sha": result.commit_sha} if result.commit_sha else {})})
         if note_as_knowledge is not None:
             try:
@@ -408,7 +436,8 @@ class Session:
                 self.conversations.save(self._saved)
 
     def undo(self) -> list[str]:
-        """Restore the tree as it was before the last accepted change; returns its paths.
+        """Restore the tree as it was before the last accepted change, through the writer
+        that applied it (`git apply`'s bytes, or the editor's `files`); returns its paths.
         EvoError when there is nothing to undo, it was committed, or the files changed
         since (then nothing is restored and it stays undoable)."""
         if not self._applied:

@@ -17,7 +17,9 @@ def acp(model: str | None, mode: str) -> None:
     """Serve the Agent Client Protocol on stdin/stdout, for editors such as Zed.
 
     Each ACP session is a conversation in its working directory's repository: changes are
-    made and tested in a sandbox and shown as diffs; /accept applies one to your files.
+    made and tested in a sandbox and shown as diffs; /accept applies one to your files
+    (through the editor when it offers its file system, else with git apply). See
+    docs/acp.md.
     """
     from ..acp_server import serve
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
 
 import click
 
 from ..errors import EvoError
+from ..memory_text import commit_date, locate_lines, recall_lines
 from ..repo_context import RepoContext
 from .output import ProgressLine, echo, emit_json
 
@@ -92,10 +92,6 @@ def mine(store: str | None, as_json: bool, rebuild: bool) -> None:
         echo("note: this is a shallow clone; only the history present was mined")
 
 
-def _date(stamp: int) -> str:
-    return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d")
-
-
 @click.command()
 @click.argument("query", nargs=-1, required=True)
 @k_option
@@ -118,7 +114,7 @@ def recall(query: tuple[str, ...], k: int, as_of: str | None, store: str | None,
                 {
                     "kind": "memory",
                     "sha": h.memory.sha,
-                    "date": _date(h.memory.committed_at),
+                    "date": commit_date(h.memory.committed_at),
                     "subject": h.memory.subject,
                     "files": h.memory.paths,
                     "score": round(h.score, 6),
@@ -141,19 +137,8 @@ def recall(query: tuple[str, ...], k: int, as_of: str | None, store: str | None,
         return
     if not hits:
         echo("no matching memories" + ("" if ctx.store.count() else " (run `evoagent mine`)"))
-    for h in hits:
-        echo(f"{h.memory.sha[:10]}  {_date(h.memory.committed_at)}  {h.memory.subject}")
-        files = h.memory.paths
-        if files:
-            more = f" (+{len(files) - 4} more)" if len(files) > 4 else ""
-            echo(f"            {', '.join(files[:4])}{more}")
-    if known:
-        echo("knowledge:")
-    for h in known:
-        record = h.knowledge
-        files = ", ".join(record.files[:4])
-        echo(f"{record.id}  {record.approved_date}  {record.intent}")
-        echo(f"            approved by {record.approved_by}, run {record.run_id}: {files}")
+    for line in recall_lines(hits, known):
+        echo(line)
 
 
 def _read_issue(query: tuple[str, ...], file: str | None) -> str:
@@ -198,17 +183,8 @@ def locate(
     if as_json:
         emit_json(result.to_json())
         return
-    if not result.files:
-        echo("no candidate files")
-        return
-    for rank, f in enumerate(result.files, 1):
-        echo(f"{rank:>2}. {f.path}  ({f.score:.3f})")
-        for why in f.why[:3]:
-            echo(f"      {why}")
-    if result.symbols:
-        echo("symbols:")
-        for s in result.symbols[:k]:
-            echo(f"    {s.path}:{s.line}  {s.name}")
+    for line in locate_lines(result, k):
+        echo(line)
 
 
 COMMANDS = [init, mine, recall, locate]

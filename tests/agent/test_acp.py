@@ -1,7 +1,8 @@
 """`evoagent acp` driven by the ACP SDK's own client side over stdio: the real command in a
 subprocess, a real git repository with a failing test, the real sandbox and kernel, and the
 scripted model. Every `session/update` the agent sends is validated against the SDK's
-pydantic models (`SessionNotification`), beside the SDK's own parsing."""
+pydantic models (`SessionNotification`), beside the SDK's own parsing. The client's file
+system, memory commands, auth and MCP servers are in test_acp_client.py."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import json
 import os
 import sys
 import uuid
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -87,11 +89,15 @@ async def until(predicate, what: str, limit: float = 30.0) -> None:
 class Recorder:
     """An ACP client that records updates and answers permission requests in order."""
 
+    capabilities: Any = None
+    """What it says in initialize (None: the SDK's default, no file system)."""
+
     def __init__(self, answers: list[str] = ()):
         self.updates: list[Any] = []
         self.permissions: list[tuple[Any, list[Any]]] = []
         self.answers = list(answers)
         self.raw: list[dict[str, Any]] = []
+        self.initialized: Any = None
 
     async def session_update(self, session_id: str, update: Any, **kwargs: Any) -> None:
         self.updates.append(update)
@@ -118,17 +124,20 @@ class Recorder:
         return taken
 
 
-def drive(repo: Path, tmp_path: Path, client: Recorder, body, *args: str):
-    """Run `body(conn)` against `evoagent acp ARGS` started in `repo`; its result."""
+def drive(repo: Path, tmp_path: Path, client: Recorder, body, *args: str,
+          env: dict[str, str] | None = None):
+    """Run `body(conn)` against `evoagent acp ARGS` started in `repo`; its result. The
+    initialize response is kept in `client.initialized`."""
     stderr = (tmp_path / "agent.stderr").open("ab")
 
     async def main():
         async with acp.spawn_agent_process(
             client, sys.executable, "-c", LAUNCHER, "acp", *args, cwd=repo,
-            env=dict(os.environ), transport_kwargs={"stderr": stderr},
+            env=dict(os.environ) if env is None else env, transport_kwargs={"stderr": stderr},
             observers=[client.observe],
         ) as (conn, _process):
-            await conn.initialize(protocol_version=acp.PROTOCOL_VERSION)
+            client.initialized = await conn.initialize(
+                protocol_version=acp.PROTOCOL_VERSION, client_capabilities=client.capabilities)
             return await body(conn)
 
     try:
@@ -182,12 +191,18 @@ def test_a_turn_streams_tool_calls_and_shows_the_change_that_accept_applies(proj
 
     drive(project.path, tmp_path, client, body, "--model", model)
 
+    # A model is there (the scripted one): nothing to authenticate; HTTP MCP servers taken.
+    capabilities = client.initialized.agent_capabilities
+    assert client.initialized.auth_methods == []
+    assert (capabilities.mcp_capabilities.http, capabilities.mcp_capabilities.sse) == (True, False)
     assert seen["modes"].current_mode_id == "ask"
     assert [m.id for m in seen["modes"].available_modes] == ["ask", "auto_edits", "full_auto"]
     turn = seen["turn"]
     assert seen["stop"] == "end_turn"
-    commands = of_kind(turn, "available_commands_update")[0].available_commands
-    assert {c.name for c in commands} == {"accept", "reject", "undo", "compact", "ask"}
+    commands = {c.name: c for c in of_kind(turn, "available_commands_update")[0].available_commands}
+    assert set(commands) == {"accept", "reject", "undo", "compact", "ask", "recall", "locate",
+                             "mine"}
+    assert commands["recall"].input.root.hint and commands["mine"].input is None
     assert "Reading the code." in messages(turn)
     calls = {u.tool_call_id.split(":")[-1]: u for u in of_kind(turn, "tool_call")}
     calc = str(project.path / "calc.py")
@@ -199,6 +214,19 @@ def test_a_turn_streams_tool_calls_and_shows_the_change_that_accept_applies(proj
     [diff] = the_change(turn).content
     assert (diff.type, diff.path, diff.old_text, diff.new_text) == ("diff", calc, CALC, FIXED)
     assert "/accept" in messages(turn)
+    # The kernel's steps as a plan, the whole list each time, in the order they happened.
+    plans = [[(e.content, e.status) for e in u.entries] for u in of_kind(turn, "plan")]
+    assert plans[0] == [("Locate the code and history the request concerns", "in_progress")]
+    assert plans[-1] == [
+        ("Locate the code and history the request concerns", "completed"),
+        ("Attempt 1: work on the request", "completed"),
+        ("Baseline tests, without the change: 1 passed, 1 failed", "completed"),
+        ("Tests of attempt 1: 2 passed, 0 failed, 0 errors", "completed"),
+    ]
+    assert ("Tests of attempt 1", "in_progress") in plans[-2]
+    assert all(len(a) <= len(b) for a, b in pairwise(plans))  # steps are never dropped
+    first_plan = turn.index(of_kind(turn, "plan")[0])
+    assert first_plan < turn.index(calls["c1"]) < turn.index(of_kind(turn, "plan")[-1])
     # Nothing reached the person's file until they accepted; /undo takes it back.
     assert seen["file after turn"] == CALC
     assert seen["accept"] == "end_turn"
