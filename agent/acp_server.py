@@ -11,7 +11,8 @@ carry are skipped with one line shown to the client.
 A prompt turn is `Session.ask` in a worker thread; its events become session updates
 (agent/acp_updates.py: messages, tool calls, live output, the kernel's steps as a plan) sent
 in order by one pump task. `session/cancel` is `Session.cancel`; approvals become
-`session/request_permission`; session modes are the approval modes.
+`session/request_permission`; session modes are the approval modes and `read_only` (every
+prompt an /ask turn).
 
 What reaches the person's files is only what they accept. A turn makes and tests its change
 in the sandbox and shows it as diffs (agent/acp_diffs.py); `/accept [HUNK_ID ...]` applies
@@ -75,6 +76,11 @@ MODE_NAMES = {
     ApprovalMode.AUTO_EDITS: ("Auto edits", "Edit the sandbox freely; ask before commands"),
     ApprovalMode.FULL_AUTO: ("Full auto", "Never ask: the sandbox is the safety"),
 }
+READ_ONLY = "read_only"
+"""The session mode in which every prompt is a read-only turn (as `/ask`): questions and
+exploration, never a change. Beside the approval modes, not one of them: switching back
+restores the approval mode the session had."""
+READ_ONLY_NAME = ("Read only", "Answer and explore only: every prompt is an /ask turn")
 
 MODEL_AUTH = "model"
 """The auth method offered when no model is available (its description says what to set)."""
@@ -97,6 +103,8 @@ class AcpSession:
     pending_run: str | None = None
     """The run whose patch is the conversation's pending change (what /accept applies)."""
     turn_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    read_only: bool = False
+    """The session is in the READ_ONLY mode."""
 
 
 class EvoAcpAgent:
@@ -105,7 +113,8 @@ class EvoAcpAgent:
 
     def __init__(self, model: str | None = None, mode: str = ApprovalMode.ASK):
         self.model = model
-        self.mode = ApprovalMode(mode)
+        self.read_only = mode == READ_ONLY
+        self.mode = ApprovalMode.ASK if self.read_only else ApprovalMode(mode)
         self.sessions: dict[str, AcpSession] = {}
         self.client_fs = False
         """The client reads and writes text files for us (initialize's fs capabilities)."""
@@ -210,11 +219,15 @@ class EvoAcpAgent:
         import acp
 
         state = self._state(session_id)
+        if mode_id == READ_ONLY:
+            state.read_only = True
+            return acp.SetSessionModeResponse()
         try:
             state.session.set_mode(mode_id)
         except ValueError:
-            known = ", ".join(m.value for m in ApprovalMode)
+            known = ", ".join([*(m.value for m in ApprovalMode), READ_ONLY])
             raise _invalid(f"unknown mode {one_line(mode_id, 40)!r} (known: {known})") from None
+        state.read_only = False
         return acp.SetSessionModeResponse()
 
     async def cancel(self, session_id: str, **kwargs: Any) -> None:
@@ -235,7 +248,7 @@ class EvoAcpAgent:
                 await run_command(self, session_id, state, name, rest)
                 stop = "end_turn"
             else:
-                stop = await self._turn(session_id, state, text)
+                stop = await self._turn(session_id, state, text, read_only=state.read_only)
         return acp.PromptResponse(stop_reason=stop)
 
     # -- turns and commands -------------------------------------------------------------
@@ -279,7 +292,8 @@ class EvoAcpAgent:
                                               mcp_servers)
         except EvoError as exc:
             raise _request_error(exc, invalid=True) from None
-        state = self.sessions[session_id] = AcpSession(session, UpdateMapper(ctx.root))
+        state = self.sessions[session_id] = AcpSession(session, UpdateMapper(ctx.root),
+                                                       read_only=self.read_only)
         return state
 
     def _state(self, session_id: str) -> AcpSession:
@@ -291,10 +305,11 @@ class EvoAcpAgent:
     def _modes(self, state: AcpSession) -> Any:
         from acp.schema import SessionMode, SessionModeState
 
+        modes = [(mode.value, name, about) for mode, (name, about) in MODE_NAMES.items()]
         return SessionModeState(
-            current_mode_id=state.session.approver.mode.value,
-            available_modes=[SessionMode(id=mode.value, name=name, description=about)
-                             for mode, (name, about) in MODE_NAMES.items()])
+            current_mode_id=READ_ONLY if state.read_only else state.session.approver.mode.value,
+            available_modes=[SessionMode(id=mode, name=name, description=about)
+                             for mode, name, about in [*modes, (READ_ONLY, *READ_ONLY_NAME)]])
 
     async def close(self) -> None:
         """The client went away: stop running turns, remove the workspaces."""

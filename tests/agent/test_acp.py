@@ -172,6 +172,9 @@ def test_a_turn_streams_tool_calls_and_shows_the_change_that_accept_applies(proj
         call("read", "c1", text="Reading the code.", path="calc.py"),
         call("edit", "c2", **FIX_EDIT),
         call("finish", "c3", summary="clamp returns high above the range"),
+        # In the read-only mode: an edit is refused, the turn ends with an answer.
+        call("edit", "c4", **FIX_EDIT),
+        call("finish", "c5", summary="The upper branch returns low."),
     ])
     client = Recorder()
     seen: dict[str, Any] = {}
@@ -188,6 +191,9 @@ def test_a_turn_streams_tool_calls_and_shows_the_change_that_accept_applies(proj
         seen["file after accept"] = (project.path / "calc.py").read_text()
         await prompt(conn, session.session_id, "/undo")
         seen["undone"] = messages(await client.take())
+        await conn.set_session_mode(session_id=session.session_id, mode_id="read_only")
+        seen["read-only stop"] = await prompt(conn, session.session_id, "why is it wrong?")
+        seen["read-only turn"] = await client.take()
 
     drive(project.path, tmp_path, client, body, "--model", model)
 
@@ -196,7 +202,8 @@ def test_a_turn_streams_tool_calls_and_shows_the_change_that_accept_applies(proj
     assert client.initialized.auth_methods == []
     assert (capabilities.mcp_capabilities.http, capabilities.mcp_capabilities.sse) == (True, False)
     assert seen["modes"].current_mode_id == "ask"
-    assert [m.id for m in seen["modes"].available_modes] == ["ask", "auto_edits", "full_auto"]
+    assert [m.id for m in seen["modes"].available_modes] == ["ask", "auto_edits", "full_auto",
+                                                             "read_only"]
     turn = seen["turn"]
     assert seen["stop"] == "end_turn"
     commands = {c.name: c for c in of_kind(turn, "available_commands_update")[0].available_commands}
@@ -233,6 +240,14 @@ def test_a_turn_streams_tool_calls_and_shows_the_change_that_accept_applies(proj
     assert "Applied to your files: calc.py" in seen["accepted"]
     assert seen["file after accept"] == FIXED
     assert "Put back calc.py" in seen["undone"]
+    assert (project.path / "calc.py").read_text() == CALC
+    # The read-only mode: every prompt is an /ask turn; the edit never ran, nothing pending.
+    asked = seen["read-only turn"]
+    assert seen["read-only stop"] == "end_turn"
+    assert "The upper branch returns low." in messages(asked)
+    refused = [u for u in of_kind(asked, "tool_call_update") if u.tool_call_id.endswith(":c4")]
+    assert refused and refused[-1].status == "failed"
+    assert not [u for u in of_kind(asked, "tool_call") if u.tool_call_id.endswith(":change")]
     assert (project.path / "calc.py").read_text() == CALC
 
 
