@@ -18,19 +18,17 @@ reopens one with its messages and pending change (the workspace rebuilt from the
 Threading: `ask()` blocks and is meant for a worker thread; every event goes through the
 `emit` given to `open()`, from that thread. `cancel()`, `set_mode()` and `status()` are safe
 from any thread; `ApprovalNeeded` events are answered with `event.answer(allowed, always=False)`
-from any thread. `accept`/`undo`/`list_runs`/`resume` are quick git/file operations.
+from any thread. `accept`/`undo`/`list_runs`/`resume` are quick git/file operations on the
+runs under `.evoagent/runs` (`session_runs`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import signal
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +41,20 @@ from .errors import EvoError
 from .events import Event, Message
 from .knowledge_capture import capture_from_run, default_approver, read_run, resolve_run
 from .model_select import NO_MODEL_HINT, NoModelAvailable, select_model
-from .patches import AppliedChange, FileAccess, FilePatch, NotWritableThrough
+from .patches import AppliedChange, FileAccess
 from .repo_context import RepoContext
+from .sandbox_kill import kill_sandboxed
+from .session_runs import (
+    AcceptResult,
+    RequestOutcome,
+    ResumedRun,
+    RunSummary,
+    apply_run,
+    list_runs,
+    note_accepted,
+    resume_run,
+    update_report,
+)
 from .usage import SessionTotals
 
 REAP_INTERVAL = 0.1
@@ -72,67 +82,6 @@ class SessionStatus:
     """A request is in progress."""
     can_undo: bool
     """There is an accepted change `undo()` would restore."""
-
-
-@dataclass
-class RequestOutcome:
-    run_id: str
-    run_dir: Path
-    status: str
-    """fixed | not_fixed | not_verified | tests_did_not_run | budget_exhausted | answered
-    (a reply without a change) | cancelled | error"""
-    patch: str
-    """The whole pending change of the conversation ("" when there is none)."""
-    files: list[FilePatch]
-    """`patch` parsed into files and hunks (ids for `accept`)."""
-    tests: dict[str, Any] | None
-    """`report["tests"]`: {"before": counts, "after": counts, "reproduction": ...}."""
-    summary: str
-    """The agent's final summary."""
-    report: dict[str, Any] = field(default_factory=dict)
-    """The whole report.json."""
-    answer: str = ""
-    """The model's reply when `status` is "answered"."""
-    conversation_id: str = ""
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    run_id: str
-    title: str
-    """The request's first line."""
-    status: str
-    cost_usd: float | None
-    cost_label: str
-    patch_path: Path | None
-    """patch.diff when it exists and is not empty."""
-    started: float
-    """Unix time the run folder was created (sort key)."""
-    model: str
-
-
-@dataclass
-class ResumedRun:
-    run_id: str
-    request: str
-    patch: str
-    files: list[FilePatch]
-    report: dict[str, Any]
-
-
-@dataclass
-class AcceptResult:
-    run_id: str
-    paths: list[str]
-    """Files the accepted hunks changed in the working tree."""
-    commit_sha: str | None = None
-    knowledge_id: str | None = None
-    knowledge_error: str | None = None
-    """Set when keeping the fix as knowledge failed (the change itself stays applied)."""
-    written_by: str = "git apply"
-    """"git apply", or "editor" when `accept(files=...)` wrote it through them."""
-    not_through_editor: str = ""
-    """Why `files` were given but `git apply` wrote it (a deletion, a rename, ...)."""
 
 
 class Session:
@@ -224,31 +173,12 @@ class Session:
             raise NoModelAvailable(self.model_hint or NO_MODEL_HINT)
         if not request.strip():
             raise EvoError("empty request: say what to change or ask")
-        with self._lock:
-            if self._running:
-                raise EvoError("a request is already running: wait for it or cancel it")
-            self._running = True
-            self._cancel.clear()
-        try:
+        with self._busy(new_request=True):
             conversation = self._conversation or self._start_conversation()
             outcome = conversation.turn(request, read_only=read_only)
-        finally:
-            with self._lock:
-                self._running = False
         if outcome.usage is not None:
             self._usage.append(outcome.usage)
-        return RequestOutcome(
-            run_id=outcome.run_id,
-            run_dir=outcome.run_dir,
-            status=outcome.status,
-            patch=outcome.patch,
-            files=patches.parse(outcome.patch),
-            tests=outcome.report.get("tests"),
-            summary=str(outcome.report.get("summary") or ""),
-            report=outcome.report,
-            answer=outcome.answer,
-            conversation_id=conversation.id,
-        )
+        return RequestOutcome.from_turn(outcome, conversation.id)
 
     # -- the conversation -------------------------------------------------------------
 
@@ -302,13 +232,8 @@ class Session:
         if self.model is None:
             raise NoModelAvailable(self.model_hint or NO_MODEL_HINT)
         self.new_conversation()
-        with self._lock:
-            self._running = True
-        try:
+        with self._busy():
             self._start_conversation(saved)
-        finally:
-            with self._lock:
-                self._running = False
         return saved
 
     def compact(self) -> Any:
@@ -317,13 +242,8 @@ class Session:
         self._require_idle()
         if self._conversation is None:
             return None
-        with self._lock:
-            self._running = True
-        try:
+        with self._busy():
             return self._conversation.compact()
-        finally:
-            with self._lock:
-                self._running = False
 
     def pending_patch(self) -> str:
         """The conversation's pending change ("" when none)."""
@@ -340,6 +260,23 @@ class Session:
     def _require_idle(self) -> None:
         if self._running:
             raise EvoError("a request is running: wait for it or cancel it")
+
+    @contextlib.contextmanager
+    def _busy(self, new_request: bool = False) -> Iterator[None]:
+        """Hold the running flag for the block (`cancel()`, `_reap` and `status()` read it),
+        cleared however the block ends. A `new_request` also re-arms cancelling, which an
+        earlier cancel left set."""
+        with self._lock:
+            if self._running:
+                raise EvoError("a request is already running: wait for it or cancel it")
+            self._running = True
+            if new_request:
+                self._cancel.clear()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running = False
 
     def _on_sandbox(self, workspace: Any, runner: Any) -> None:
         self._workspace, self._isolated = Path(workspace.path), bool(runner.isolated)
@@ -385,29 +322,11 @@ class Session:
         chosen = patch if hunk_ids is None else patches.select(patch, hunk_ids)
         if not chosen.strip():
             raise EvoError(f"run {run_dir.name}: nothing selected to apply")
-        applied, fallback = None, ""
-        if files is not None and not commit:
-            try:
-                applied = patches.apply_through(self.ctx.root, chosen, files)
-            except NotWritableThrough as exc:
-                fallback = exc.message
-        if applied is None:
-            applied = patches.apply_to_worktree(self.ctx.root, chosen)
-        result = AcceptResult(run_dir.name, applied.paths,
-                              written_by="editor" if applied.through is not None else "git apply",
-                              not_through_editor=fallback)
-        if commit:
-            title = (str(report.get("issue") or "").strip().splitlines() or ["evoagent change"])[0]
-            message = f"{title.strip()[:68]}\n\n{report.get('summary') or ''}".rstrip()
-            result.commit_sha = patches.commit(self.ctx.root, applied,
-                                               f"{message}\n\nEvoagent-Run: {run_dir.name}\n")
+        result, applied = apply_run(self.ctx.root, run_dir, report, chosen, commit, files)
         self._applied.append((run_dir.name, applied, result.commit_sha))
         self._decided(report, chosen, f"the person accepted {_hunks(hunk_ids)} of your "
                       "change into their tree; the rest was discarded")
-        _update_report(run_dir, {"accepted": {
-            "hunks": hunk_ids, "paths": applied.paths, "commit_sha": result.commit_sha,
-            "written_by": result.written_by,
-        }, **({"commit_sha": result.commit_sha} if result.commit_sha else {})})
+        note_accepted(run_dir, hunk_ids, result)
         if note_as_knowledge is not None:
             try:
                 kept = capture_from_run(run_dir, default_approver(self.ctx.root),
@@ -448,40 +367,16 @@ class Session:
                            "use git revert")
         patches.undo(self.ctx.root, applied)
         self._applied.pop()
-        _update_report(self.ctx.state.runs_dir / run_id, {"accepted": None, "undone": True})
+        update_report(self.ctx.state.runs_dir / run_id, {"accepted": None, "undone": True})
         return applied.paths
 
     def list_runs(self) -> list[RunSummary]:
         """Past runs under .evoagent/runs (those with a report.json), newest first."""
-        runs = []
-        runs_dir = self.ctx.state.runs_dir
-        for run_dir in runs_dir.iterdir() if runs_dir.is_dir() else []:
-            try:
-                report, patch = read_run(run_dir)
-            except EvoError:
-                continue  # still running, or not a run folder
-            cost = report.get("cost_usd")
-            patch_path = run_dir / "patch.diff"
-            runs.append(RunSummary(
-                run_id=run_dir.name,
-                title=(str(report.get("issue") or "").splitlines() or [""])[0],
-                status=str(report.get("status") or "unknown"),
-                cost_usd=cost if isinstance(cost, (int, float)) else None,
-                cost_label=str(report.get("cost") or ("unknown" if cost is None else f"${cost:.4f}")),
-                patch_path=patch_path if patch.strip() else None,
-                started=(run_dir / "trajectory.jsonl").stat().st_mtime
-                if (run_dir / "trajectory.jsonl").exists() else run_dir.stat().st_mtime,
-                model=str(report.get("model") or ""),
-            ))
-        # Run ids start with a timestamp, so the name breaks ties within one second.
-        return sorted(runs, key=lambda r: (r.run_id[:15], r.started, r.run_id), reverse=True)
+        return list_runs(self.ctx.state.runs_dir)
 
     def resume(self, run_id: str) -> ResumedRun:
         """A past run's request and patch (a unique id prefix works), to show it again."""
-        run_dir = resolve_run(self.ctx.state.runs_dir, run_id)
-        report, patch = read_run(run_dir)
-        return ResumedRun(run_dir.name, str(report.get("issue") or ""), patch,
-                          patches.parse(patch), report)
+        return resume_run(self.ctx.state.runs_dir, run_id)
 
 
 def _hunks(hunk_ids: list[str] | None) -> str:
@@ -495,46 +390,6 @@ def _fresh_id(sandboxes: Path, wanted: str) -> str:
         n += 1
         candidate = f"{wanted}-{n}"
     return candidate
-
-
-def _update_report(run_dir: Path, changes: dict[str, Any]) -> None:
-    path = run_dir / "report.json"
-    try:
-        report = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return
-    report.update(changes)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(report, indent=2, default=str))
-    tmp.replace(path)
-
-
-def kill_sandboxed(workspace: Path) -> int:
-    """Kill the process groups of this process's sandboxed commands running for `workspace`
-    (each runs in its own session: a direct child that leads its group); returns how many."""
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return 0
-    me, where, killed = os.getpid(), str(workspace), 0
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        pid = int(entry.name)
-        try:
-            stat = (entry / "stat").read_text()
-            fields = stat[stat.rindex(")") + 2:].split()
-            ppid, pgid, sid = int(fields[1]), int(fields[2]), int(fields[3])
-            if ppid != me or sid != pid or pgid != pid:
-                continue
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
-            cwd = os.readlink(entry / "cwd")
-        except (OSError, ValueError, IndexError):
-            continue  # exited meanwhile, or not ours to read
-        if where in cmdline or cwd == where or cwd.startswith(where + os.sep):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
-                killed += 1
-    return killed
 
 
 __all__ = [
