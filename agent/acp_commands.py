@@ -19,6 +19,7 @@ on meanwhile; a failure is one line (`evoagent: ...`), never a traceback.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -27,6 +28,7 @@ from typing import Any, Protocol
 
 from evoagent.memory.errors import MemoryUserError
 
+from .acp_updates import code
 from .errors import EvoError
 from .memory_text import locate_lines, recall_lines
 from .patches import FileAccess, StaleFile
@@ -81,6 +83,18 @@ def split_command(text: str) -> tuple[str | None, str]:
     return (name, rest.strip()) if name in COMMANDS else (None, text)
 
 
+def unknown_command(text: str) -> str | None:
+    """The reply to "/name ..." when `name` is no command (a typo must not become a request
+    the model acts on); None when `text` is a command or no command at all ("/usr/bin is
+    missing" names a path, not a command)."""
+    found = re.match(r"/([A-Za-z][A-Za-z0-9_-]*)(?=\s|$)", text)
+    if found is None or found.group(1).lower() in COMMANDS:
+        return None
+    known = " ".join(f"/{name}" for name in COMMANDS)
+    return (f"/{one_line(found.group(1), 40)} is not a command (commands: {known}); nothing "
+            "was sent to the model. To ask it something, write it without the leading /.")
+
+
 def commands_update() -> Any:
     from acp.helpers import update_available_commands
     from acp.schema import AvailableCommand, AvailableCommandInput, UnstructuredCommandInput
@@ -126,12 +140,13 @@ async def _accept(out: Outbox, session_id: str, state: Any, rest: str) -> str:
                 "written.")
     state.pending_run = None
     paths = ", ".join(result.paths)
+    them = "it" if len(result.paths) == 1 else "them"
     if result.written_by == "editor":
-        return f"Written through your editor: {paths}. /undo puts them back."
+        return f"Written through your editor: {paths}. /undo puts {them} back."
     if files is not None:
         return (f"Applied to your files with git apply, not through your editor "
-                f"({result.not_through_editor}): {paths}. /undo puts them back.")
-    return f"Applied to your files: {paths}. /undo puts them back."
+                f"({result.not_through_editor}): {paths}. /undo puts {them} back.")
+    return f"Applied to your files: {paths}. /undo puts {them} back."
 
 
 async def _reject(out: Outbox, session_id: str, state: Any, rest: str) -> str:
@@ -270,7 +285,7 @@ async def _as_tool_call(out: Outbox, session_id: str, name: str, kind: str, quer
         _failed(out, session_id, call_id, exc)
         return ""
     out.send(session_id, acp.update_tool_call(call_id, status="completed",
-                                              content=[_text(text)]))
+                                              content=[code(text)]))
     return ""
 
 

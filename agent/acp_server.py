@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .acp_commands import COMMANDS, commands_update, run_command, split_command
+from .acp_commands import COMMANDS, commands_update, run_command, split_command, unknown_command
 from .acp_updates import (
     ALLOW_ALWAYS,
     ALLOW_ONCE,
@@ -246,6 +246,10 @@ class EvoAcpAgent:
                 stop = await self._turn(session_id, state, rest, read_only=True)
             elif name in COMMANDS:
                 await run_command(self, session_id, state, name, rest)
+                stop = "end_turn"
+            elif (typo := unknown_command(text)) is not None:
+                self.send(session_id, acp.update_agent_message_text(typo))
+                await self.flush()
                 stop = "end_turn"
             else:
                 stop = await self._turn(session_id, state, text, read_only=state.read_only)

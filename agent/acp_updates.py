@@ -20,6 +20,7 @@ sends (a prompt's content blocks, its `mcpServers`) as evoagent's own terms.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -139,21 +140,23 @@ class UpdateMapper:
             call_id = self.call_id(event.call_id)
             text = (self._output.get(call_id, "") + event.text)[-MAX_OUTPUT_CHARS:]
             self._output[call_id] = text
-            return [acp.update_tool_call(call_id, content=[_text(text)])] if text else []
+            return [acp.update_tool_call(call_id, content=[code(text)])] if text else []
         if isinstance(event, ToolResult):
             call_id = self.call_id(event.call_id)
             self._open_call = None
             self._output.pop(call_id, None)
             return [acp.update_tool_call(call_id, status="completed" if event.ok else "failed",
-                                         content=[_text(event.output)] if event.output else None)]
+                                         content=[code(event.output)] if event.output else None)]
         if isinstance(event, Phase):
             line = event.name.replace("_", " ") + (f": {event.detail}" if event.detail else "")
-            return [acp.update_agent_thought_text(f"· {one_line(line, 200)}\n")]
+            # A blank line after each: clients render thoughts as Markdown, which would
+            # join single lines into one paragraph.
+            return [acp.update_agent_thought_text(f"· {one_line(line, 300)}\n\n")]
         if isinstance(event, TestResult):
             line = (f"could not run: {event.not_run}" if event.not_run else
                     f"{event.passed} passed, {event.failed} failed, {event.errors} errors")
             return [acp.update_agent_thought_text(
-                f"· tests (attempt {event.attempt}): {one_line(line, 200)}\n")]
+                f"· tests (attempt {event.attempt}): {one_line(line, 200)}\n\n")]
         return []
 
     def call_id(self, model_call_id: str) -> str:
@@ -182,8 +185,7 @@ class UpdateMapper:
                                               status="pending"))
         # A short title (clients rename the tool call with it); the whole detail (a diff,
         # a command) goes in the content.
-        title = one_line(f"{event.action}: {event.detail.splitlines()[0] if event.detail else ''}",
-                         120)
+        title = one_line(permission_title(event.action, event.detail), 120)
         if event.notice:
             title = one_line(f"{title} ({event.notice})", 240)
         options = [PermissionOption(option_id=ALLOW_ONCE, name="Allow once", kind="allow_once")]
@@ -194,7 +196,8 @@ class UpdateMapper:
         options.append(PermissionOption(option_id=REJECT, name="Reject", kind="reject_once"))
         tool_call = ToolCallUpdate(tool_call_id=call_id, title=title,
                                    kind=_approval_kind(event.action), status="pending",
-                                   content=[_text(terminal_safe(event.detail)[:20_000])]
+                                   content=[code(terminal_safe(event.detail)[:20_000],
+                                                 "diff" if event.action == "edit" else "sh")]
                                    if event.detail else None)
         return before, tool_call, options
 
@@ -210,7 +213,8 @@ class UpdateMapper:
                 content.append(acp.tool_diff_content(where, change.new_text or "",
                                                      change.old_text))
             else:
-                content.append(_text(f"{change.path}\n{change.hunks_text}"))
+                content.append(_text(change.path))
+                content.append(code(change.hunks_text, "diff"))
         count = len(changes)
         title = f"Proposed change: {count} file{'s' if count != 1 else ''} (/accept or /reject)"
         return acp.start_tool_call(
@@ -287,7 +291,8 @@ class TurnPlan:
     The events say when a step ends better than when it starts: the baseline tests are told
     once they ran (so they appear completed), an attempt's tests start at `DiffProposed`
     (shown only when the repository has a test command), and a refinement attempt appears
-    at the model's first output after the tests. A turn that changed nothing shows its
+    when the kernel says why it sends the change back (`Phase("refining", reason)`), or at
+    the model's first output after the tests when nothing said so. A turn that changed nothing shows its
     model step as an answer, with no test step. A step still running when the turn ends
     (cancelled, failed) is marked completed with "(stopped: STATUS)" in its content: ACP
     has no status for a step that ended unfinished. Not shown: the reproduction check after
@@ -329,6 +334,11 @@ class TurnPlan:
             self.entries.append([one_line(f"Tests of attempt {self._attempts}: {line}", 200),
                                  "completed"])
             self._after_tests = True
+        elif isinstance(event, Phase) and event.name == "refining":
+            self._end_running()
+            self._after_tests = False
+            self._attempt(one_line(f"refine: {event.detail}", 160) if event.detail
+                          else "refine the change after the tests")
         elif isinstance(event, (MessageDelta, Message, ToolCall)) and self._after_tests:
             self._after_tests = False
             self._attempt("refine the change after the tests")
@@ -362,6 +372,28 @@ class TurnPlan:
 
 def _approval_kind(action: str) -> str:
     return "execute" if action == "command" else "edit"
+
+
+def permission_title(action: str, detail: str) -> str:
+    """"edit src/app.py" for an edit (its diff's files), "command: pytest -q" otherwise."""
+    files = re.findall(r"^\+\+\+ b/(.+)$", detail or "", re.MULTILINE)
+    if action == "edit" and files:
+        return f"edit {', '.join(dict.fromkeys(files))}"
+    first = detail.splitlines()[0] if detail else ""
+    return f"{action}: {first}"
+
+
+def fenced(text: str, info: str = "") -> str:
+    """`text` as a Markdown code block (clients render tool content as Markdown: a diff's
+    `-`/`+` lines would become bullets), fenced by more backticks than it holds in a row."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{info}\n{text}{'' if text.endswith(chr(10)) else chr(10)}{fence}"
+
+
+def code(text: str, info: str = "") -> Any:
+    """A tool call's text content as a code block (`fenced`)."""
+    return _text(fenced(text, info))
 
 
 def _text(text: str) -> Any:

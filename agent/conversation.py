@@ -244,7 +244,7 @@ class Conversation:
             # Warnings are phases, never stderr: the app owns the terminal. They include one
             # line per repository server waiting for the person's approval (and how to give it).
             def warn(line: str) -> None:
-                self._publish(Phase("mcp", line))
+                self._publish(Phase("mcp", line.removeprefix("evoagent: ")))
 
             self._mcp = open_mcp(load_servers(ctx.root, warn, extra=controls.mcp_servers), runner,
                                  workspace.path, warn, policy=genome.policy,

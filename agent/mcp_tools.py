@@ -33,10 +33,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evoagent.sandbox.bwrap import BwrapRunner
+from evoagent.sandbox.bwrap import BwrapRunner, home_dirs
 
 from .config import warn_once
-from .mcp_config import McpServers, ServerDef, waiting_line
+from .mcp_config import PERSON, McpServers, ServerDef, waiting_line
 from .mcp_connection import (
     MAX_TOOLS,
     Connection,
@@ -251,12 +251,18 @@ class McpClients:
         return stdio, stderr
 
     def _runner_for(self, server: ServerDef) -> Any:
-        """The run's runner, or for a server granted the network a copy that keeps it."""
+        """The run's runner, or a copy of it that keeps the network (a server granted it)
+        and shows the person's own server files (`person_paths`)."""
         runner = self.runner
-        if server.name in self.network and isinstance(runner, BwrapRunner) and not (
-                runner.config.allow_network):
-            return BwrapRunner(replace(runner.config, allow_network=True), runner.bwrap)
-        return runner
+        if not isinstance(runner, BwrapRunner):
+            return runner
+        config = runner.config
+        if server.name in self.network and not config.allow_network:
+            config = replace(config, allow_network=True)
+        shown = person_paths(server)
+        if shown:
+            config = replace(config, ro_binds=(*config.ro_binds, *((p, p) for p in shown)))
+        return runner if config is runner.config else BwrapRunner(config, runner.bwrap)
 
     def _wrap(self, connection: Connection, specs: list[dict[str, Any]]) -> dict[str, Tool]:
         """The server's tools as `McpTool`s; the ones no model API would take are left out,
@@ -275,6 +281,22 @@ class McpClients:
             self.warn(f"evoagent: MCP server {connection.server.name!r}: {dropped} of its "
                       f"{len(specs)} tools left out (bad name or schema, or past {MAX_TOOLS})")
         return tools
+
+
+def person_paths(server: ServerDef) -> list[Path]:
+    """The files and directories a person's stdio server names by absolute path (its
+    command, its arguments) that the sandbox would hide (their home, /tmp): shown to it
+    read-only, since the person chose that code. A repository's server gets none."""
+    if server.origin != PERSON or server.command is None:
+        return []
+    hidden = [*home_dirs(), Path("/tmp"), Path("/var/tmp")]
+    shown = []
+    for arg in (server.command, *server.args):
+        path = Path(arg)
+        if path.is_absolute() and path.exists() and any(
+                path.resolve().is_relative_to(h.resolve()) for h in hidden):
+            shown.append(path)
+    return list(dict.fromkeys(shown))
 
 
 def _usable(server: str, spec: dict[str, Any]) -> bool:

@@ -45,7 +45,7 @@ from evoagent.sandbox.testrun import TestRun, run_tests
 from evoagent.sandbox.workspace import GitError, Workspace
 
 from .errors import EvoError
-from .events import DiffProposed, Event, PatchFiltered, TestResult
+from .events import DiffProposed, Event, PatchFiltered, Phase, TestResult
 from .genome import Genome
 from .genome_code import GenomeHooks, tests_summary
 from .loop import AgentLoop, AttemptOutcome, LoopConfig
@@ -291,6 +291,7 @@ class Solver:
                 self.hooks is not None and self.hooks.stop(outcome.steps, number, loop.tests)
             ):
                 break  # the genome's stop hook ends the run: no further refinement
+            self.emit(Phase("refining", _refine_reason(situation, attempt)))
             loop.messages.append({"role": "user", "content": self.genome.render(
                 "refine", attempt=refine + 1, max_attempts=loop_settings.refine_attempts,
                 situation=situation, digest=digest,
@@ -475,6 +476,24 @@ READ_ONLY_TOOLS = frozenset({"locate", "recall", "repo_map", "search", "read", "
 
 REPRODUCE = ("Add a test (next to the related tests, in their style) that fails without your "
              "fix and passes with it, then finish again.")
+REFINE_REASONS = {
+    "no_change": "the attempt changed nothing",
+    "not_run": "the tests could not run with the change",
+    "failing": "tests fail with the change",
+    "reproduce": "no test shows the fix yet: a test that fails without it is asked for",
+    "preexisting": "only failures that were there before remain: show the fix",
+}
+"""Why an attempt goes back to the model (`_refinement`'s situation), as a front end says it."""
+
+
+def _refine_reason(situation: str, attempt: Attempt) -> str:
+    """`REFINE_REASONS` for the situation; "reproduce" covers two cases the person reads
+    differently: a passing change no test proves, and failures that were there before."""
+    if situation == "reproduce" and attempt.failures():
+        return REFINE_REASONS["preexisting"]
+    return REFINE_REASONS.get(situation, situation)
+
+
 NO_CHANGE_REPRODUCE = "Every test passes without a change, so no test shows the issue yet. " + REPRODUCE
 ONLY_PREEXISTING = (
     "Your change breaks no test, but no test shows it fixes the issue: the only failures also "

@@ -73,6 +73,15 @@ class Editor(Recorder):
         return WriteTextFileResponse()
 
 
+def unfenced(content: Any) -> str:
+    """A tool call's text content, which clients render as Markdown: results come as one
+    fenced code block (so a diff's lines or indented results keep their shape)."""
+    text = content.content.text
+    lines = text.splitlines()
+    assert lines[0] == "```" and lines[-1] == "```", text
+    return "\n".join(lines[1:-1])
+
+
 def tree_status(repo) -> str:
     return repo.git("status", "--porcelain", "--untracked-files=all")
 
@@ -145,7 +154,7 @@ def test_accept_and_undo_go_through_the_editors_buffers_and_a_deletion_through_g
     assert not seen["usage after undo"] and not (project.path / "docs").exists()
     # A deletion is nothing an editor's fs methods can do: git apply, and the reply says so.
     assert seen["deleted"] == ("Applied to your files with git apply, not through your editor "
-                               "(notes.txt: a deletion): notes.txt. /undo puts them back.")
+                               "(notes.txt: a deletion): notes.txt. /undo puts it back.")
     assert not (project.path / "notes.txt").exists()
     assert len(client.writes) == 3
     assert tree_status(project) == "D notes.txt"  # (git's leading space stripped)
@@ -193,7 +202,7 @@ def test_without_a_model_auth_is_offered_and_memory_commands_answer_as_tool_call
     [done] = of_kind(located, "tool_call_update")
     assert (started.kind, started.title, done.status) == (
         "search", "locate: clamp upper bound", "completed")
-    text = done.content[0].content.text
+    text = unfenced(done.content[0])
     assert text.startswith("(no memory yet: ranked from the code alone")
     assert " 1. calc.py  (" in text
 
@@ -214,7 +223,7 @@ def test_without_a_model_auth_is_offered_and_memory_commands_answer_as_tool_call
     [started] = of_kind(recalled, "tool_call")
     [done] = of_kind(recalled, "tool_call_update")
     assert (started.kind, done.status) == ("search", "completed")
-    lines = done.content[0].content.text.splitlines()
+    lines = unfenced(done.content[0]).splitlines()
     assert lines[0].endswith("Fix clamp upper bound returning the lower bound")
     assert lines[1].strip() == "calc.py"
 
@@ -252,8 +261,8 @@ def test_the_clients_mcp_servers_are_offered_and_their_tools_called(project, tmp
     results = {u.tool_call_id.split(":")[-1]: u for u in of_kind(turn, "tool_call_update")
                if u.status}
     assert results["m1"].status == "completed"
-    assert results["m1"].content[0].content.text == "42"
-    assert results["m2"].content[0].content.text == "from-the-editor"
+    assert unfenced(results["m1"].content[0]) == "42"
+    assert unfenced(results["m2"].content[0]) == "from-the-editor"
     assert "20 + 22 is 42" in messages(turn)
     plans = of_kind(turn, "plan")
     assert [(e.content, e.status) for e in plans[-1].entries] == [

@@ -171,7 +171,7 @@ def test_failing_first_patch_is_refined_from_the_digest_and_the_second_passes(pr
     events = trajectory(outcome)
     # Setup phases, each one line for a front end: none of them is silent.
     assert [e["name"] for e in events if e["type"] == "phase"] == [
-        "model_check", "workspace", "locating", "baseline_tests", "model_call"]
+        "model_check", "workspace", "locating", "baseline_tests", "model_call", "refining"]
     # (live command output is streamed between a call and its result: its own tests)
     types = [e["type"] for e in events if e["type"] not in ("phase", "command_output")]
     collapsed = [t for i, t in enumerate(types) if i == 0 or t != types[i - 1]]

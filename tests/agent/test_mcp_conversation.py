@@ -103,11 +103,11 @@ def test_the_genome_decides_which_servers_start_and_ask_offers_the_read_only_too
     assert not [n for n in names if n.startswith(("blocked__", "off__", "waiting__"))]
     lines = [e.detail for e in emit.of(Phase) if e.name == "mcp"]
     assert lines == [
-        "evoagent: MCP server 'blocked' is not started: the agent's policy (policy.toml "
+        "MCP server 'blocked' is not started: the agent's policy (policy.toml "
         "mcp_servers) does not allow it",
-        "evoagent: MCP server 'off' is not started: the agent disables it (agent.toml [tools] "
+        "MCP server 'off' is not started: the agent disables it (agent.toml [tools] "
         "mcp_disabled)",
-        f"evoagent: MCP server 'waiting' of {project.path / '.mcp.json'} waits for your "
+        f"MCP server 'waiting' of {project.path / '.mcp.json'} waits for your "
         "approval (stdio: 'node' srv.js 'a b'): run `evoagent mcp approve waiting` to start it",
     ]
     assert not any(UNSAFE.search(line) for line in lines)

@@ -187,6 +187,25 @@ def test_tools_are_offered_as_server__tool_with_the_servers_schema_and_called(wo
 
 
 @needs_bwrap
+def test_a_persons_server_outside_the_repository_is_shown_to_its_sandbox(workspace, tmp_path):
+    # The sandbox hides /tmp and homes; the file the person's config names is shown to it
+    # (read-only). A repository's server naming the same file gets no such view.
+    outside = tmp_path / "servers"
+    outside.mkdir()
+    (outside / "demo.py").write_text(SERVER)
+    theirs = ServerDef("theirs", PROJECT, workspace.path / ".mcp.json", command=sys.executable,
+                       args=(str(outside / "demo.py"),))
+    mcp, warnings = clients(workspace, [person("mine", str(outside / "demo.py")), theirs])
+    with mcp:
+        tools = mcp.tools()
+        ctx = ToolContext(workspace=workspace.path, extra_tools=tools)
+        assert call_tool("mine__add", {"a": 2, "b": 3}, ctx).text == "5"
+        assert not [name for name in tools if name.startswith("theirs__")]
+    assert len(warnings) == 1 and "'theirs' is off for this session" in warnings[0]
+    assert "can't open file" in warnings[0]
+
+
+@needs_bwrap
 def test_a_hanging_call_times_out_and_costs_that_server_only(workspace):
     mcp, warnings = clients(workspace, [person("demo", "mcp_server.py"),
                                         person("other", "mcp_server.py")], call_timeout=1)

@@ -15,9 +15,13 @@ from textual.containers import VerticalScroll
 from textual.widget import AwaitMount
 from textual.widgets import Static
 
+from ..state import phase_line
 from .assistant_message import AssistantMessage
 from .command_output import CommandOutput
 from .tool_call import ToolCallView
+
+WARNING_PHASES = frozenset({"mcp", "restore"})
+"""`Phase` events that are warnings, shown as notes in the conversation too."""
 
 
 class UserRequest(Static):
@@ -118,6 +122,10 @@ class Conversation(VerticalScroll):
             for line in event.left_out:
                 await self.add_note(f"left out of the verdict (test infrastructure): {line}",
                                     "error")
+        elif isinstance(event, ev.Phase) and event.name in WARNING_PHASES:
+            # A warning (a server that could not start, a saved change that no longer
+            # applies) must outlive the status bar's phase, which the next step replaces.
+            await self.add_note(phase_line(event.name, event.detail), "error")
         elif isinstance(event, ev.ContextCompacted):
             dropped = (f", {event.messages_dropped} older message(s) summarized"
                        if event.messages_dropped else "")
