@@ -337,7 +337,7 @@ class TurnPlan:
         elif isinstance(event, Phase) and event.name == "refining":
             self._end_running()
             self._after_tests = False
-            self._attempt(one_line(f"refine: {event.detail}", 160) if event.detail
+            self._attempt(one_line(f"refine, since {event.detail}", 160) if event.detail
                           else "refine the change after the tests")
         elif isinstance(event, (MessageDelta, Message, ToolCall)) and self._after_tests:
             self._after_tests = False

@@ -480,8 +480,8 @@ REFINE_REASONS = {
     "no_change": "the attempt changed nothing",
     "not_run": "the tests could not run with the change",
     "failing": "tests fail with the change",
-    "reproduce": "no test shows the fix yet: a test that fails without it is asked for",
-    "preexisting": "only failures that were there before remain: show the fix",
+    "reproduce": "no test shows the fix yet (a test that fails without it is asked for)",
+    "preexisting": "only failures that were there before remain (the fix is not shown)",
 }
 """Why an attempt goes back to the model (`_refinement`'s situation), as a front end says it."""
 

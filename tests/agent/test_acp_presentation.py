@@ -60,13 +60,13 @@ def test_the_plan_says_why_an_attempt_goes_back():
     plan.see(Phase("model_call"))
     plan.see(DiffProposed("diff", 1))
     plan.see(TestResult(1, 3, 0, 0, [], ""))
-    steps = plan.see(Phase("refining", "no test shows the fix yet: a test that fails "
-                                       "without it is asked for"))
+    steps = plan.see(Phase("refining", "no test shows the fix yet (a test that fails "
+                                       "without it is asked for)"))
     assert steps == [
         ("Attempt 1: work on the request", "completed"),
         ("Tests of attempt 1: 3 passed, 0 failed, 0 errors", "completed"),
-        ("Attempt 2: refine: no test shows the fix yet: a test that fails without it is "
-         "asked for", "in_progress"),
+        ("Attempt 2: refine, since no test shows the fix yet (a test that fails without it "
+         "is asked for)", "in_progress"),
     ]
 
 
@@ -82,5 +82,5 @@ def test_the_kernel_says_why_it_sends_an_attempt_back(project, script):
     reasons = [e["detail"] for e in trajectory(outcome)
                if e["type"] == "phase" and e["name"] == "refining"]
     # The issue's own test failed before and still fails (differently): not a new failure.
-    assert reasons == ["only failures that were there before remain: show the fix"]
+    assert reasons == ["only failures that were there before remain (the fix is not shown)"]
     assert json.loads((outcome.run_dir / "report.json").read_text())["attempts"] == 2
