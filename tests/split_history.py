@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from cli_helpers import run_main
+from scratch_pytest import PYTEST
 
-PYTEST = f"{sys.executable} -m pytest"
 VENV = str(Path(sys.prefix)) if sys.prefix != sys.base_prefix else None
 CALC = "def add(a, b):\n    return a + b\n"
 TEST_CALC = "import calc\n\n\ndef test_add():\n    assert calc.add(2, 3) == 5\n"

@@ -26,6 +26,7 @@ from evoagent.sandbox.testrun import run_tests
 from evoagent.sandbox.workspace import Workspace
 from evoagent.tui.app import tests_lines as review_header
 from genome_settings import configure_genome
+from scratch_pytest import PYTEST_ARGV
 
 PYPROJECT = '[tool.pytest.ini_options]\npythonpath = ["."]\n'
 CLAMP = """def clamp(value, low, high):
@@ -257,7 +258,7 @@ def sandbox(git_repo):
     return make
 
 
-PYTEST = TestCommand((sys.executable, "-m", "pytest"), "pytest", "test")
+PYTEST = TestCommand(PYTEST_ARGV, "pytest", "test")
 
 
 @needs_bwrap

@@ -28,6 +28,7 @@ import pytest
 from cli_helpers import git, invoke, run_main
 from evoagent.agent.genome import init_genome
 from evoagent.sandbox.bwrap import bwrap_path
+from scratch_pytest import PYTEST
 
 pytestmark = pytest.mark.skipif(bwrap_path() is None, reason="needs bubblewrap")
 
@@ -257,8 +258,8 @@ def test_evolve_rejects_hostile_hooks_and_no_canary_reaches_the_next_meta_prompt
     repo = evolve_repo(tmp_path)
     assert invoke(repo, "init").exit_code == 0
     with open(repo / ".evoagent" / "config.toml", "a") as handle:
-        handle.write(f"\ntest_command = {json.dumps(f'{sys.executable} -m pytest')}\n")
-    mined = invoke(repo, "tasks", "mine", "--json", "--per-test-timeout", "5")
+        handle.write(f"\ntest_command = {json.dumps(PYTEST)}\n")
+    mined = invoke(repo, "tasks", "mine", "--json", "--per-test-timeout", "5", "--runs", "1")
     assert mined.exit_code == 0, mined.output
     split_each_task_apart(repo)
     from genome_settings import configure_genome

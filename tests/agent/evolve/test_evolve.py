@@ -12,27 +12,27 @@ mined by the real miner, the real sandbox and harness, and two scripted policies
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 from cli_helpers import git, invoke, run_main
 from evoagent.agent.evolve.archive import Archive
 from evoagent.agent.repo_context import RepoContext
+from scratch_pytest import PYTEST
 
-PYTEST = f"{sys.executable} -m pytest"
+# Four fixes, one task each. With the deterministic shas and the ratios below they split
+# one to train (main's failures, shown to the meta agent), two to val (both fixed with the
+# good skill; the small stage runs one of them, the full val stage both) and one to test
+# (what promote scores on).
 BUGS = {  # name: (buggy body, fixed body, statement, test)
     "sub": ("return b - a", "return a - b", "sub() returns the reversed difference",
             "assert sub(5, 3) == 2"),
+    "inc": ("return x - 1", "return x + 1", "inc() decrements", "assert inc(1) == 2"),
+    "neg": ("return x", "return -x", "neg() does not negate", "assert neg(2) == -2"),
     "mul": ("return a + b", "return a * b", "mul() adds instead of multiplying",
             "assert mul(3, 4) == 12"),
-    "neg": ("return x", "return -x", "neg() does not negate", "assert neg(2) == -2"),
-    "sq": ("return x * 2", "return x * x", "sq() doubles instead of squaring",
-           "assert sq(3) == 9"),
-    "half": ("return x * 2", "return x / 2", "half() doubles", "assert half(4) == 2"),
-    "inc": ("return x - 1", "return x + 1", "inc() decrements", "assert inc(1) == 2"),
 }
-ARGS = {"sub": "a, b", "mul": "a, b", "neg": "x", "sq": "x", "half": "x", "inc": "x"}
+ARGS = {"sub": "a, b", "inc": "x", "neg": "x", "mul": "a, b"}
 
 TASK_POLICY = '''
 FIXES = {fixes!r}
@@ -155,8 +155,9 @@ def world(tmp_path_factory):
         RepoContext.open(repo)
         with open(repo / ".evoagent" / "config.toml", "a") as handle:
             handle.write(f"\ntest_command = {json.dumps(PYTEST)}\n")
+        # One run a side: these tests are about evolve, not about telling flaky tests apart.
         mined = invoke(repo, "tasks", "mine", "--json", "--per-test-timeout", "5",
-                       "--ratios", "0.34,0.33,0.33", "--jobs", "2")
+                       "--ratios", "0.34,0.33,0.33", "--jobs", "2", "--runs", "1")
         assert mined.exit_code == 0, mined.output
         assert invoke(repo, "mine").exit_code == 0
         # the mined genome: fewer steps and attempts keep runs short
@@ -187,7 +188,7 @@ def splits(repo: Path) -> dict[str, int]:
 def evolved(world):
     repo = world["repo"]
     counts = splits(repo)
-    assert all(counts.values()), counts  # deterministic shas: every split has tasks
+    assert counts == {"train": 1, "val": 2, "test": 1}, counts  # deterministic shas
     model, log = meta_model(world, "meta1", ["good", "loosen", "reckless",
                                              "ssh-tool", "broken", "crash-hook"])
     result = invoke(repo, "evolve", "run", "--generations", "2", "--parallel", "3", "--seed", "3",

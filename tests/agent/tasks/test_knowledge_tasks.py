@@ -19,8 +19,8 @@ from cli_helpers import invoke
 from evoagent.agent.tasks.from_knowledge import full_patch
 from evoagent.agent.tasks.store import TaskStore
 from evoagent.memory.knowledge import Knowledge, bound_diff
+from scratch_pytest import PYTEST
 
-PYTEST = f"{sys.executable} -m pytest"
 VENV = str(Path(sys.prefix)) if sys.prefix != sys.base_prefix else None
 
 CALC = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return b - a\n"

@@ -21,8 +21,8 @@ from evoagent.agent.tasks.mine import MineReport, mine_tasks
 from evoagent.agent.tasks.store import TaskStore
 from evoagent.agent.tasks.validate import ValidationConfig
 from evoagent.sandbox.testdetect import TestCommand
+from scratch_pytest import PYTEST
 
-PYTEST = f"{sys.executable} -m pytest"
 VENV = str(Path(sys.prefix)) if sys.prefix != sys.base_prefix else None
 CALC = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return b - a\n"
 TEST_CALC = "import calc\n\n\ndef test_add():\n    assert calc.add(2, 3) == 5\n"

@@ -31,8 +31,8 @@ from pathlib import Path
 import pytest
 from cli_helpers import invoke
 from evoagent.agent.tasks.store import TaskStore
+from scratch_pytest import PYTEST, PYTEST_ARGV
 
-PYTEST = f"{sys.executable} -m pytest"
 VENV = str(Path(sys.prefix)) if sys.prefix != sys.base_prefix else None
 
 FLAKES = '''"""Run counters for tests that are flaky by construction (files beside this module, in
@@ -322,7 +322,7 @@ def test_a_candidate_that_cannot_be_a_task_runs_once_per_side(mined, tmp_path):
     commit = next(c for c in first_parent_history(repo, None, None) if c.sha == sha)
     candidate = classify(repo, commit)
     assert isinstance(candidate, Candidate)
-    command = TestCommand((sys.executable, "-m", "pytest"), "pytest", "test")
+    command = TestCommand(PYTEST_ARGV, "pytest", "test")
     config = ValidationConfig(command, Path(VENV) if VENV else None, per_test_timeout=10)
     verdict = validate(repo, tmp_path / "sandboxes", candidate, config)
     assert verdict.reason == "no failing test"

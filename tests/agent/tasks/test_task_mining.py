@@ -21,8 +21,8 @@ import pytest
 from cli_helpers import invoke
 from evoagent.agent.errors import EvoError
 from evoagent.agent.tasks.store import TaskStore, split_of
+from scratch_pytest import PYTEST, PYTEST_ARGV
 
-PYTEST = f"{sys.executable} -m pytest"
 VENV = str(Path(sys.prefix)) if sys.prefix != sys.base_prefix else None
 
 CALC = """import time
@@ -451,8 +451,9 @@ def test_inherited_and_imported_tests_keep_their_collected_file(tmp_path, monkey
     )
     candidate = classify(repo, first_parent_history(repo, 1, None)[0])
     assert isinstance(candidate, Candidate)
-    command = TestCommand((sys.executable, "-m", "pytest"), "pytest", "test")
-    config = ValidationConfig(command, Path(VENV) if VENV else None, per_test_timeout=10)
+    command = TestCommand(PYTEST_ARGV, "pytest", "test")
+    # One run a side: which file a test is named by does not change with repeats.
+    config = ValidationConfig(command, Path(VENV) if VENV else None, per_test_timeout=10, runs=1)
     verdict = validate(repo, tmp_path / "sandboxes", candidate, config)
     assert verdict.fail_to_pass == ["tests/test_calc.py::TestCalc::test_add"]
     assert verdict.pass_to_pass == ["tests/test_calc.py::test_ok"]

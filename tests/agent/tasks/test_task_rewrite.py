@@ -17,8 +17,8 @@ import pytest
 from cli_helpers import invoke, run_main
 from evoagent.agent.tasks.rewrite import added_lines, leak, render_prompt
 from evoagent.agent.tasks.store import Task, TaskStore, TaskStoreError
+from scratch_pytest import PYTEST
 
-PYTEST = f"{sys.executable} -m pytest"
 VENV = str(Path(sys.prefix)) if sys.prefix != sys.base_prefix else None
 
 CALC = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return b - a\n"
@@ -221,7 +221,8 @@ def test_mine_rewrite_sends_real_failure_lines(git_repo, script):
         return REPORT
 
     model = script([reply])
-    args = ["tasks", "mine", "--json", "--rewrite", "-m", model, "--test-command", PYTEST]
+    args = ["tasks", "mine", "--json", "--rewrite", "-m", model, "--test-command", PYTEST,
+            "--runs", "1"]
     result = invoke(git_repo.path, *args, *(["--venv", VENV] if VENV else []))
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
