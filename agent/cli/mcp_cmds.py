@@ -73,13 +73,18 @@ def _reason(line: str) -> str:
     return one_line(line.removeprefix("evoagent: "), 300)
 
 
-def _notes(root: Path, servers: McpServers) -> list[str]:
-    """Why servers marked "will start" may still not start (the genome's policy has MCP
-    off or does not allow the server, the genome disables it, stdio servers have no sandbox
-    to run in), and which get the network."""
+KEPT_OFF = "kept off by the agent (see note)"
+"""The status of a server the person's files would start but the agent's genome keeps off."""
+
+
+def _notes(root: Path, servers: McpServers) -> tuple[list[str], set[str]]:
+    """(notes, names the genome keeps off): why servers may still not start (the genome's
+    policy has MCP off or does not allow the server, the genome disables it, stdio servers
+    have no sandbox to run in), and which get the network."""
     from ..state import STATE_DIR
 
-    notes = []
+    notes: list[str] = []
+    off: set[str] = set()
     policy_file = root / STATE_DIR / "agent" / "policy.toml"  # the live genome's, once made
     listed = servers.start + servers.unapproved
     if listed and policy_file.is_file():
@@ -88,16 +93,19 @@ def _notes(root: Path, servers: McpServers) -> list[str]:
         try:
             genome = Genome.load(policy_file.parent)
         except EvoError as exc:
-            return [f"the agent's definition cannot be loaded: {one_line(exc.message)}"]
+            return [f"the agent's definition cannot be loaded: {one_line(exc.message)}"], off
         policy, tools = genome.policy, genome.settings.tools
         if not policy.mcp:
             notes.append(f"the agent's policy ({policy_file}) has mcp = false: "
                          "no server starts until a person turns it on")
+            off = {s.name for s in listed}
         for server in listed if policy.mcp else []:
             if not policy.allows_mcp_server(server.name):
+                off.add(server.name)
                 notes.append(f"MCP server {server.name!r} does not start: the agent's policy "
                              "does not allow it (policy.toml mcp_servers)")
             elif not tools.uses_mcp(server.name):
+                off.add(server.name)
                 notes.append(f"MCP server {server.name!r} does not start: the agent disables "
                              "it (agent.toml [tools] mcp_disabled)")
             elif server.url is None and policy.mcp_server_network(server.name):
@@ -109,7 +117,7 @@ def _notes(root: Path, servers: McpServers) -> list[str]:
         if bwrap_path() is None:
             notes.append("bubblewrap (bwrap) is not installed: stdio servers run only in its "
                          "sandbox, so they do not start")
-    return notes
+    return notes, off
 
 
 def _open_root() -> Path:
@@ -145,10 +153,10 @@ def list_servers(as_json: bool = False) -> None:
 
     root = _open_root()
     servers, warnings, approved = _load(root)
-    rows = [(s, "will start") for s in servers.start] + [
+    notes, off = _notes(root, servers)
+    rows = [(s, KEPT_OFF if s.name in off else "will start") for s in servers.start] + [
         (s, "changed since you approved it: waiting for your approval"
          if s.name in approved else "waiting for your approval") for s in servers.unapproved]
-    notes = _notes(root, servers)
     if as_json:
         emit_json({
             "servers": [_as_json(s, status, approved) for s, status in rows],
@@ -192,8 +200,10 @@ def _as_json(server: ServerDef, status: str, approved: dict[str, str]) -> dict[s
         "url": server.url,
         "env": sorted(server.env),
         "headers": sorted(server.headers),
-        "status": "will_start" if status == "will start" else "waiting_for_approval",
-        "changed_since_approved": status != "will start" and server.name in approved,
+        "status": {"will start": "will_start", KEPT_OFF: "kept_off"}.get(
+            status, "waiting_for_approval"),
+        "changed_since_approved": status not in ("will start", KEPT_OFF)
+        and server.name in approved,
     }
 
 

@@ -165,7 +165,11 @@ def test_list_notes_a_policy_that_keeps_mcp_off(git_repo):
     init_genome(genome)
     policy = genome / "policy.toml"
     policy.write_text(re.sub(r"(?m)^mcp = true$", "mcp = false", policy.read_text()))
-    assert invoke(git_repo.path, "mcp", "list").output.count("note: the agent's policy") == 1
+    listed = invoke(git_repo.path, "mcp", "list").output
+    assert listed.count("note: the agent's policy") == 1
+    table = rows(listed)
+    assert not [row for row in table.values() if "will start" in row]
+    assert [row for row in table.values() if "kept off by the agent (see note)" in row]
     policy.write_text(policy.read_text().replace("mcp = false", "mcp = true"))
     assert "note:" not in invoke(git_repo.path, "mcp", "list").output
 
@@ -228,8 +232,12 @@ def test_list_notes_what_the_agents_policy_and_settings_do_per_server(git_repo):
                                                                     'mcp_network = ["notes"]'))
     agent = genome / "agent.toml"
     agent.write_text(agent.read_text().replace("[tools]\n", '[tools]\nmcp_disabled = ["lint"]\n'))
-    notes = [line for line in invoke(git_repo.path, "mcp", "list").output.splitlines()
-             if line.startswith("note:")]
+    listed = invoke(git_repo.path, "mcp", "list").output
+    notes = [line for line in listed.splitlines() if line.startswith("note:")]
+    table = rows(listed)
+    assert "kept off by the agent (see note)" in table["docs"]
+    assert "waiting for your approval" in table["lint"]  # waiting first; the note says more
+    assert "will start" in table["notes"]
     assert notes == [
         "note: MCP server 'notes' runs with the network (policy.toml mcp_network)",
         "note: MCP server 'docs' does not start: the agent's policy does not allow it "
