@@ -37,9 +37,8 @@ initialize lists no auth method when a model is available (the --model flag, the
 config, a provider key, a local Ollama); otherwise one whose description says which key to
 set, and `authenticate` checks again.
 
-The protocol owns stdout: the ACP streams use private copies of fds 0 and 1, and fd 1 then
-points at stderr (fd 0 at /dev/null), so a stray print or a child process cannot corrupt
-the stream. Not done yet: images and audio in prompts, the client's terminal methods,
+The protocol owns stdout (agent/acp_stdio.py runs this agent on private copies of fds 0
+and 1). Not done yet: images and audio in prompts, the client's terminal methods,
 `session/list`, per-hunk review in the client.
 """
 
@@ -48,7 +47,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,9 +65,6 @@ from .approval import ApprovalMode
 from .errors import EvoError
 from .events import ApprovalNeeded, Event
 from .terminal_text import one_line
-
-STDIO_LIMIT = 50 << 20
-"""Bytes one JSON-RPC line may have (an embedded file in a prompt can be large)."""
 
 MODE_NAMES = {
     ApprovalMode.ASK: ("Ask", "Ask before every edit and command"),
@@ -448,44 +443,3 @@ def _invalid(message: str) -> Exception:
     import acp
 
     return acp.RequestError(-32602, message)
-
-
-async def _private_stdio() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Streams on private copies of stdin and stdout; fd 1 becomes stderr, fd 0 /dev/null."""
-    in_fd, out_fd = os.dup(0), os.dup(1)
-    os.dup2(2, 1)
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    os.close(null)
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=STDIO_LIMIT)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
-                                 os.fdopen(in_fd, "rb", buffering=0))
-    transport, protocol = await loop.connect_write_pipe(
-        lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader()),
-        os.fdopen(out_fd, "wb", buffering=0))
-    return reader, asyncio.StreamWriter(transport, protocol, None, loop)
-
-
-async def _serve(model: str | None, mode: str) -> None:
-    import acp
-
-    agent = EvoAcpAgent(model, mode)
-    reader, writer = await _private_stdio()
-    try:
-        await acp.run_agent(agent, writer, reader)
-    finally:
-        await agent.close()
-
-
-def serve(model: str | None = None, mode: str = ApprovalMode.ASK) -> None:
-    """Serve ACP on stdin/stdout until the client closes the stream."""
-    try:
-        import acp  # noqa: F401
-    except ImportError:
-        raise EvoError("evoagent acp needs the agent-client-protocol package: "
-                       "pip install agent-client-protocol") from None
-    from .warmup import start_warmup
-
-    start_warmup()  # litellm and LanceDB load while the client initializes
-    asyncio.run(_serve(model, mode))

@@ -23,7 +23,7 @@ def acp(model: str | None, mode: str) -> None:
     (through the editor when it offers its file system, else with git apply). See
     docs/acp.md.
     """
-    from ..acp_server import serve
+    from ..acp_stdio import serve
 
     serve(model, mode)
 
