@@ -25,6 +25,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -289,12 +290,18 @@ def person_paths(server: ServerDef) -> list[Path]:
     read-only, since the person chose that code. A repository's server gets none."""
     if server.origin != PERSON or server.command is None:
         return []
-    hidden = [*home_dirs(), Path("/tmp"), Path("/var/tmp")]
+    hidden = [h.resolve() for h in (*home_dirs(), Path("/tmp"), Path("/var/tmp"))]
     shown = []
     for arg in (server.command, *server.args):
         path = Path(arg)
-        if path.is_absolute() and path.exists() and any(
-                path.resolve().is_relative_to(h.resolve()) for h in hidden):
+        if not path.is_absolute() or not path.exists():
+            continue
+        # The path as named, inside a hidden root, and holding none: a whole home (or /tmp,
+        # or a directory with a home in it) is never shown.
+        named = Path(os.path.normpath(path))
+        if any(h.is_relative_to(named) for h in hidden):
+            continue
+        if any(named.is_relative_to(h) for h in hidden):
             shown.append(path)
     return list(dict.fromkeys(shown))
 

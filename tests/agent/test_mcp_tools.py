@@ -29,7 +29,7 @@ from evoagent.agent.mcp_config import (
     user_mcp_path,
 )
 from evoagent.agent.mcp_tool import checkable
-from evoagent.agent.mcp_tools import McpClients, open_mcp
+from evoagent.agent.mcp_tools import McpClients, open_mcp, person_paths
 from evoagent.agent.model import Model
 from evoagent.agent.scripted_provider import (
     ScriptedReply,
@@ -203,6 +203,10 @@ def test_a_persons_server_outside_the_repository_is_shown_to_its_sandbox(workspa
         assert not [name for name in tools if name.startswith("theirs__")]
     assert len(warnings) == 1 and "'theirs' is off for this session" in warnings[0]
     assert "can't open file" in warnings[0]
+    # A whole hidden root named as an argument is never shown (only what lies inside one).
+    home = Path(os.environ["HOME"])
+    assert person_paths(person("wide", str(home), "/tmp", str(outside / "demo.py"))) == [
+        outside / "demo.py"]
 
 
 @needs_bwrap
