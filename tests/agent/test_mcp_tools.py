@@ -205,8 +205,9 @@ def test_a_persons_server_outside_the_repository_is_shown_to_its_sandbox(workspa
     assert "can't open file" in warnings[0]
     # A whole hidden root named as an argument is never shown (only what lies inside one).
     home = Path(os.environ["HOME"])
-    assert person_paths(person("wide", str(home), "/tmp", str(outside / "demo.py"))) == [
-        outside / "demo.py"]
+    wide = ServerDef("wide", PERSON, Path("mcp.json"), command="python3",
+                     args=(str(home), "/tmp", str(outside / "demo.py")))
+    assert person_paths(wide) == [outside / "demo.py"]
 
 
 @needs_bwrap
