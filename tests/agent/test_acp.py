@@ -19,25 +19,9 @@ import acp
 import pytest
 from acp.connection import StreamDirection
 from acp.schema import AllowedOutcome, RequestPermissionResponse, SessionNotification
+from clamp_project import CALC, FILES
 
-CALC = '''def clamp(value, low, high):
-    if value < low:
-        return low
-    if value > high:
-        return low
-    return value
-'''
 FIXED = CALC.replace("        return low\n    return value", "        return high\n    return value")
-TESTS = '''from calc import clamp
-
-
-def test_inside():
-    assert clamp(5, 0, 10) == 5
-
-
-def test_above():
-    assert clamp(15, 0, 10) == 10
-'''
 REQUEST = "clamp(15, 0, 10) gives 0, it should give 10"
 FIX_EDIT = {"edits": [{"path": "calc.py", "search": "        return low\n    return value",
                        "replace": "        return high\n    return value"}]}
@@ -58,11 +42,7 @@ GUARD = 90  # seconds: a hung agent fails the test instead of hanging the suite
 
 @pytest.fixture
 def project(git_repo):
-    git_repo.commit("Add clamp with tests", {
-        "calc.py": CALC,
-        "tests/test_calc.py": TESTS,
-        "pyproject.toml": '[tool.pytest.ini_options]\npythonpath = ["."]\n',
-    })
+    git_repo.commit("Add clamp with tests", FILES)
     return git_repo
 
 

@@ -29,14 +29,13 @@ from evoagent.agent.fix import FixOptions, run_fix
 from evoagent.agent.model import Model, ModelError
 from evoagent.agent.repo_context import RepoContext
 from evoagent.agent.scripted_provider import (
-    ScriptedReply,
-    ScriptedToolCall,
     declared_context_limit,
     get_script,
     register_script,
     unregister_script,
 )
 from fake_providers import _openai_problem
+from small_context import BIG_MODULE, READ_BIG, small_context_model
 from test_fix_e2e import BUGGY, CALC, ISSUE
 
 project = test_fix_e2e.project
@@ -328,22 +327,11 @@ def test_a_scripted_model_with_a_small_context_compacts_and_the_run_still_ends(p
     """A model whose window holds the system prompt, the request and the tools plus about
     three reads: the agent reads a module five times, old reads are trimmed and then
     summarized on the way, no request goes past the window, and the fix lands."""
-    project.commit("Add a big module", {"big.py": "".join(f"X{i} = {i}\n" for i in range(3000))})
-    read = ScriptedReply(tool_calls=[ScriptedToolCall("read", {"path": "big.py", "start_line": 1,
-                                                                "end_line": 300})])
+    project.commit("Add a big module", BIG_MODULE)
     summaries: list[str] = []
-    replies = iter([read] * 5 + [test_fix_e2e.edit(BUGGY, FIXED), test_fix_e2e.finish("high")])
-
-    def respond(messages, tools):
-        if "<transcript>" in str(messages[-1].get("content")):  # a summary request
-            summaries.append(messages[-1]["content"])
-            return "The agent read big.py several times; clamp() is in calc.py."
-        if handle.context_limit is None:  # first call: size the window to this prompt
-            handle.context_limit = (len(json.dumps(messages)) + len(json.dumps(tools))) // 4 + 3_000
-        return next(replies)
-
-    name = script([respond] * 20)
-    handle = get_script(name.removeprefix("scripted/"))
+    name, handle = small_context_model(
+        script, [READ_BIG] * 5 + [test_fix_e2e.edit(BUGGY, FIXED), test_fix_e2e.finish("high")],
+        "The agent read big.py several times; clamp() is in calc.py.", summaries)
 
     outcome = run_fix(RepoContext.open(project.path), FixOptions(ISSUE, name))
 

@@ -7,28 +7,12 @@ import asyncio
 import inspect
 
 import pytest
+from clamp_project import FILES
 from evoagent.agent.scripted_provider import (
     ScriptedReply,
     ScriptedToolCall,
 )
 
-CALC = '''def clamp(value, low, high):
-    if value < low:
-        return low
-    if value > high:
-        return low
-    return value
-'''
-TESTS = '''from calc import clamp
-
-
-def test_inside():
-    assert clamp(5, 0, 10) == 5
-
-
-def test_above():
-    assert clamp(15, 0, 10) == 10
-'''
 BUGGY = "    if value > high:\n        return low\n"
 FIXED = "    if value > high:\n        return high\n"
 REQUEST = "clamp returns the lower bound above the upper bound"
@@ -68,12 +52,7 @@ def no_model_probe(monkeypatch):
 
 @pytest.fixture
 def project(git_repo):
-    git_repo.commit("Add clamp with tests", {
-        "calc.py": CALC,
-        "tests/test_calc.py": TESTS,
-        "pyproject.toml": '[tool.pytest.ini_options]\npythonpath = ["."]\n',
-        "README.md": "# calc\n",
-    })
+    git_repo.commit("Add clamp with tests", {**FILES, "README.md": "# calc\n"})
     git_repo.commit("Document the clamp parser bounds (#12)", {
         "README.md": "# calc\n\nclamp(value, low, high) keeps value within bounds.\n",
     })

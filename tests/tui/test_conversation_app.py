@@ -4,7 +4,8 @@ review, /ask, and a conversation resumed after quitting the app."""
 
 from __future__ import annotations
 
-from conftest import BUGGY, CALC, FIXED, REQUEST, SIZE, call, fix_steps
+from clamp_project import CALC
+from conftest import BUGGY, FIXED, REQUEST, SIZE, call, fix_steps
 from evoagent.agent.scripted_provider import ScriptedReply
 from evoagent.tui.app import EvoApp
 from evoagent.tui.screens.review import ReviewScreen
@@ -12,6 +13,7 @@ from evoagent.tui.widgets.assistant_message import AssistantMessage
 from evoagent.tui.widgets.conversation import UserRequest
 from genome_settings import configure_genome
 from helpers import wait_for
+from small_context import BIG_MODULE, READ_BIG, small_context_model
 
 CLAMP_LOW = "    if value < low:\n        return low\n"
 CLAMP_LOW_NONE = "    if value is None or value < low:\n        return low\n"
@@ -100,24 +102,10 @@ async def test_compaction_shows_in_the_conversation_when_the_model_declares_a_sm
         project, script):
     """A scripted model whose window holds the prompt plus about three reads: reading a big
     module five times makes the kernel trim and summarize, and the app says so."""
-    import json
-
-    from evoagent.agent.scripted_provider import ScriptedToolCall, get_script
-
-    project.commit("Add a big module", {"big.py": "".join(f"X{i} = {i}\n" for i in range(3000))})
-    read = ScriptedReply(tool_calls=[ScriptedToolCall("read", {"path": "big.py", "start_line": 1,
-                                                                "end_line": 300})])
-    replies = iter([read] * 5 + [ScriptedReply(text="The module is a table of constants.")])
-
-    def respond(messages, tools):
-        if "<transcript>" in str(messages[-1].get("content")):  # a summary request
-            return "The agent read big.py several times."
-        if handle.context_limit is None:  # first call: size the window to this prompt
-            handle.context_limit = (len(json.dumps(messages)) + len(json.dumps(tools))) // 4 + 3_000
-        return next(replies)
-
-    name = script([respond] * 20)
-    handle = get_script(name.removeprefix("scripted/"))
+    project.commit("Add a big module", BIG_MODULE)
+    name, handle = small_context_model(
+        script, [READ_BIG] * 5 + [ScriptedReply(text="The module is a table of constants.")],
+        "The agent read big.py several times.")
     app = EvoApp(root=project.path, model=name, mode="full_auto", mine_on_start=False)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.status.model, what="session")

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import subprocess
 
-from conftest import CALC, FIXED, REQUEST, SIZE, fix_steps
+from clamp_project import CALC
+from conftest import FIXED, REQUEST, SIZE, fix_steps
 from evoagent.tui.app import EvoApp
 from evoagent.tui.screens.approval import ApprovalScreen
 from evoagent.tui.screens.review import ReviewScreen

@@ -7,7 +7,8 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from conftest import CALC, REQUEST, SIZE, fix_steps
+from clamp_project import CALC, FIX_PATCH
+from conftest import REQUEST, SIZE, fix_steps
 from evoagent.agent.loop import AttemptOutcome
 from evoagent.agent.patches import parse
 from evoagent.agent.session import RequestOutcome
@@ -20,16 +21,6 @@ from helpers import wait_for
 from textual.widgets import Static
 from textual_diff_view._diff_view import LineAnnotations
 
-CALC_HUNK = """diff --git a/calc.py b/calc.py
---- a/calc.py
-+++ b/calc.py
-@@ -3,4 +3,4 @@ def clamp(value, low, high):
-         return low
-     if value > high:
--        return low
-+        return high
-     return value
-"""
 TESTS_HUNK = """diff --git a/tests/test_calc.py b/tests/test_calc.py
 --- a/tests/test_calc.py
 +++ b/tests/test_calc.py
@@ -92,7 +83,7 @@ async def test_a_real_run_shows_its_test_counts(project, script):
 
 
 def solve_result(before: TestRun, after: TestRun, reproduction: Reproduction | None) -> dict:
-    attempt = Attempt(1, "0" * 40, AttemptOutcome("fixed", 3, True), after, CALC_HUNK)
+    attempt = Attempt(1, "0" * 40, AttemptOutcome("fixed", 3, True), after, FIX_PATCH)
     return summarize(SolveResult("fixed", [attempt], attempt, before, reproduction))
 
 
@@ -104,7 +95,7 @@ def run_of(passed: int, failed: int = 0, **fields) -> TestRun:
 
 async def test_header_shows_the_reproduction_and_why_tests_could_not_run(project, script):
     tests = solve_result(run_of(12, 1), run_of(13), Reproduction([REPRO], True, True))
-    outcome = RequestOutcome("run-1", project.path, "fixed", CALC_HUNK, parse(CALC_HUNK),
+    outcome = RequestOutcome("run-1", project.path, "fixed", FIX_PATCH, parse(FIX_PATCH),
                              tests, "return high")
     broken = TestRun([], [], [], [], 4, "ImportError while loading conftest '/r/conftest.py'.\n"
                      "E   ModuleNotFoundError: No module named 'flask'\n", False, kind="pytest")
@@ -129,7 +120,7 @@ async def test_header_shows_the_reproduction_and_why_tests_could_not_run(project
 async def test_hunks_carry_the_files_line_numbers_in_both_views(project, script):
     app = EvoApp(root=project.path, model=script([]), mine_on_start=False)
     async with app.run_test(size=(120, 36)) as pilot:
-        screen = await open_review(pilot, ReviewRequest(CALC_HUNK + TESTS_HUNK, key="k"))
+        screen = await open_review(pilot, ReviewRequest(FIX_PATCH + TESTS_HUNK, key="k"))
         calc, tests = screen.hunks()
         assert columns(calc) == (["3", "4", "5", "", "6"], ["3", "4", "", "5", "6"],
                                  ["", "", "-", "+", ""])
@@ -164,7 +155,7 @@ async def test_a_read_only_review_offers_no_decision(project, script):
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.status.model, what="session")
         closed = []
-        app.push_screen(ReviewScreen(ReviewRequest(CALC_HUNK, "Genome diff", key="g1",
+        app.push_screen(ReviewScreen(ReviewRequest(FIX_PATCH, "Genome diff", key="g1",
                                                    read_only=True)), closed.append)
         await wait_for(pilot, lambda: isinstance(app.screen, ReviewScreen), what="review")
         screen = app.screen
@@ -183,7 +174,7 @@ async def test_a_read_only_review_offers_no_decision(project, script):
 async def test_escape_closes_the_review_without_deciding(project, script):
     app = EvoApp(root=project.path, model=script([]), mine_on_start=False)
     async with app.run_test(size=SIZE) as pilot:
-        screen = await open_review(pilot, ReviewRequest(CALC_HUNK, "Run r1", key="r1"))
+        screen = await open_review(pilot, ReviewRequest(FIX_PATCH, "Run r1", key="r1"))
         assert "escape" in screen.active_bindings
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.screen is app.main, what="closed")

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 
-from conftest import CALC, FIXED, REQUEST, SIZE
+from clamp_project import CALC, FIX_PATCH
+from conftest import FIXED, REQUEST, SIZE
 from evoagent.memory.knowledge import Knowledge
 from evoagent.tui.app import EvoApp
 from evoagent.tui.screens.confirm import ConfirmScreen
@@ -16,19 +17,9 @@ from evoagent.tui.screens.runs import RunsScreen
 from helpers import wait_for
 
 RUN_ID = "20240102-090000-clamp-upper-bound-a1b2"
-PATCH = """diff --git a/calc.py b/calc.py
---- a/calc.py
-+++ b/calc.py
-@@ -3,4 +3,4 @@ def clamp(value, low, high):
-         return low
-     if value > high:
--        return low
-+        return high
-     return value
-"""
 
 
-def write_run(project, patch: str = PATCH) -> None:
+def write_run(project, patch: str = FIX_PATCH) -> None:
     run_dir = project.path / ".evoagent" / "runs" / RUN_ID
     run_dir.mkdir(parents=True)
     report = {"run_id": RUN_ID, "issue": REQUEST, "status": "fixed", "cost_usd": 0.01,
@@ -86,7 +77,7 @@ async def test_resumed_run_comes_back_into_the_conversation(project, script):
 
 def add_knowledge(app) -> Knowledge:
     record = Knowledge(intent="clamp returns the upper bound above it",
-                       solution="return high in the upper branch", diff=PATCH,
+                       solution="return high in the upper branch", diff=FIX_PATCH,
                        files=["calc.py"], approved_by="t", run_id=RUN_ID, base_sha="0" * 40)
     return app.controller.ctx.knowledge.add(record)
 
